@@ -1,0 +1,73 @@
+// Every tunable and every limit in one table: environment variable, default, meaning. The README's
+// configuration table is generated from this list (`convserve config --markdown`), so it cannot drift.
+import { z } from 'zod';
+
+interface Setting<T> {
+  env: string;
+  default: T;
+  description: string;
+  schema: z.ZodType<T>;
+}
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+const num = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().min(min).max(max);
+const bool = z.union([z.boolean(), z.enum(['1', '0', 'true', 'false', 'yes', 'no'])]).transform((v) => v === true || v === '1' || v === 'true' || v === 'yes');
+const str = z.string().min(1);
+
+function setting<T>(env: string, def: T, schema: z.ZodType<T>, description: string): Setting<T> {
+  return { env, default: def, schema, description };
+}
+
+export const SETTINGS = {
+  port: setting('PORT', 8080, int(0, 65535), 'TCP port the HTTP server listens on (0 = any free port).'),
+  host: setting('HOST', '0.0.0.0', str, 'Address the HTTP server binds to.'),
+  shutdownTimeoutMs: setting('CONVSERVE_SHUTDOWN_TIMEOUT_MS', 10_000, int(0), 'On SIGTERM/SIGINT: how long in-flight requests may take to finish before the process exits anyway.'),
+  maxUploadBytes: setting('CONVSERVE_MAX_UPLOAD_BYTES', 25 * 1024 * 1024, int(1), 'Largest accepted image upload, in bytes (413 above).'),
+  maxInputPixels: setting('CONVSERVE_MAX_INPUT_PIXELS', 50_000_000, int(1), 'Largest accepted image, width × height, checked from the header before decoding (413 above).'),
+  decodeTimeoutMs: setting('CONVSERVE_DECODE_TIMEOUT_MS', 10_000, int(1), 'Longest time one image decode may take (422 when exceeded).'),
+  maxFilesPerRequest: setting('CONVSERVE_MAX_FILES', 16, int(1, 256), 'Most images in one multipart request.'),
+  maxKernelSize: setting('CONVSERVE_MAX_KERNEL_SIZE', 15, int(1, 15), 'Largest custom filter kernel side (odd, ≤ 15 — sharp\'s own limit).'),
+  maxOutputPixels: setting('CONVSERVE_MAX_OUTPUT_PIXELS', 4_000_000, int(1), 'Largest image the filter endpoint will produce (width × height).'),
+  modelsDir: setting('CONVSERVE_MODELS_DIR', './models', str, 'Folder with one sub-folder per model (model.onnx, weights, labels.json, manifest.json).'),
+  dataDir: setting('CONVSERVE_DATA_DIR', './data', str, 'Folder for durable job records, inputs, previews and results.'),
+  autoFetch: setting('CONVSERVE_AUTO_FETCH', true, bool, 'At start, download missing VGG19/InceptionV3 ImageNet weights in the background (needs network).'),
+  engineWorkers: setting('CONVSERVE_ENGINE_WORKERS', 1, int(1, 16), 'Inference worker threads (each owns its ORT sessions).'),
+  engineThreads: setting('CONVSERVE_ENGINE_THREADS', 0, int(0, 256), 'ORT intra-op threads per worker (0 = number of CPU cores).'),
+  maxBatch: setting('CONVSERVE_MAX_BATCH', 8, int(1, 64), 'Largest batch the classification queue forms from concurrent requests.'),
+  batchWaitMs: setting('CONVSERVE_BATCH_WAIT_MS', 0, int(0, 1000), 'How long the classification queue waits for more requests before running a batch.'),
+  inferTimeoutMs: setting('CONVSERVE_INFER_TIMEOUT_MS', 120_000, int(1), 'Longest one inference call may take before the request fails with 503.'),
+  jobConcurrency: setting('CONVSERVE_JOB_CONCURRENCY', 1, int(1, 16), 'Jobs running at once.'),
+  jobQueueLength: setting('CONVSERVE_JOB_QUEUE', 32, int(1, 10_000), 'Most queued (not yet running) jobs; more answers 429 with Retry-After.'),
+  jobTtlHours: setting('CONVSERVE_JOB_TTL_HOURS', 24, num(0.001), 'Finished jobs and their files are deleted after this many hours.'),
+  jobMaxDiskMb: setting('CONVSERVE_JOB_MAX_DISK_MB', 2048, int(1), 'Disk budget for job files; the oldest finished jobs are expired first when exceeded.'),
+  checkpointEverySteps: setting('CONVSERVE_CHECKPOINT_STEPS', 5, int(1), 'A running job is checkpointed at least every this many steps…'),
+  checkpointEveryMs: setting('CONVSERVE_CHECKPOINT_MS', 10_000, int(1), '…or this many milliseconds, whichever comes first.'),
+  jobWallClockMs: setting('CONVSERVE_JOB_MAX_MS', 30 * 60_000, int(1), 'Wall-clock limit of one job (fails cleanly when exceeded); kinds may set lower ones.'),
+  maxJobPixels: setting('CONVSERVE_MAX_JOB_PIXELS', 1_048_576, int(1), 'Largest working image of a dream/style job (width × height).'),
+  maxJobIterations: setting('CONVSERVE_MAX_JOB_ITERATIONS', 2000, int(1), 'Most iterations one dream/style job may ask for.'),
+} as const;
+
+type Settings = typeof SETTINGS;
+export type Config = { [K in keyof Settings]: Settings[K]['default'] };
+
+/** Reads the configuration from `env` (default process.env); throws one message listing every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
+  const out: Record<string, unknown> = {};
+  const errors: string[] = [];
+  for (const [key, s] of Object.entries(SETTINGS) as [keyof Settings, Setting<unknown>][]) {
+    if (key in overrides) { out[key] = overrides[key]; continue; }
+    const raw = env[s.env];
+    if (raw === undefined || raw === '') { out[key] = s.default; continue; }
+    const parsed = s.schema.safeParse(raw);
+    if (parsed.success) out[key] = parsed.data;
+    else errors.push(`${s.env}=${JSON.stringify(raw)}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+  }
+  if (errors.length) throw new Error(`Invalid configuration:\n  ${errors.join('\n  ')}`);
+  return out as Config;
+}
+
+/** The configuration table as Markdown (used for the README and `convserve config`). */
+export function configMarkdown(): string {
+  const rows = Object.values(SETTINGS).map((s) => `| \`${s.env}\` | \`${String(s.default)}\` | ${s.description} |`);
+  return ['| variable | default | meaning |', '|---|---|---|', ...rows].join('\n');
+}

@@ -1,0 +1,84 @@
+// manifest.json: the contract between whoever writes a model folder (import, synth, training, fine-tune)
+// and whoever serves it (registry, engine, classify). One schema, validated on read and on write.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { writeAtomic } from '../onnx/builder.js';
+
+/**
+ * How raw RGB pixels in [0,255] become the model's input tensor (Keras `preprocess_input` modes):
+ * - caffe: RGB→BGR, subtract B 103.939, G 116.779, R 123.68 (VGG19)
+ * - tf:    x / 127.5 − 1 (InceptionV3)
+ * - mnist: luminance / 255, one channel, white digit on black (MNIST polarity)
+ */
+export const PreprocessingMode = z.enum(['caffe', 'tf', 'mnist']);
+export type PreprocessingMode = z.infer<typeof PreprocessingMode>;
+
+/** Where the weights came from. `synthetic` weights are seeded random: their outputs mean nothing. */
+export const Provenance = z.enum(['imagenet', 'synthetic', 'fine-tuned', 'trained']);
+export type Provenance = z.infer<typeof Provenance>;
+
+export const Manifest = z.object({
+  schema: z.literal(1),
+  name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/),
+  architecture: z.string(),
+  task: z.literal('classification'),
+  /** Input tensor `input`, float32 NCHW [N, channels, height, width]. */
+  input: z.object({ name: z.string().default('input'), height: z.number().int().positive(), width: z.number().int().positive(), channels: z.union([z.literal(1), z.literal(3)]) }),
+  /** Output tensor with class probabilities [N, classes]. */
+  output: z.object({ name: z.string().default('probabilities'), classes: z.number().int().positive() }),
+  preprocessing: PreprocessingMode,
+  weights: z.object({
+    provenance: Provenance,
+    /** Free text: URL of the .h5, `seed 42`, training data folder… */
+    source: z.string().optional(),
+    seed: z.number().int().optional(),
+    base: z.string().optional(),
+  }),
+  /** File names inside the folder, with their sha256 (hex). */
+  files: z.object({
+    model: z.string().default('model.onnx'),
+    weights: z.string().optional(),
+    labels: z.string().default('labels.json'),
+    sha256: z.record(z.string(), z.string()),
+  }),
+  created_at: z.string(),
+  training: z.record(z.string(), z.unknown()).optional(),
+  metrics: z.record(z.string(), z.unknown()).optional(),
+});
+export type Manifest = z.infer<typeof Manifest>;
+
+/** labels.json: one entry per output unit, in order. */
+export const Labels = z.array(z.object({ wnid: z.string().optional(), label: z.string() }));
+export type Labels = z.infer<typeof Labels>;
+
+export function readManifest(dir: string): Manifest {
+  const raw = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+  const parsed = Manifest.safeParse(raw);
+  if (!parsed.success) {
+    throw new Error(`${join(dir, 'manifest.json')}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  }
+  return parsed.data;
+}
+
+export function writeManifest(dir: string, manifest: Manifest): void {
+  writeAtomic(join(dir, 'manifest.json'), JSON.stringify(Manifest.parse(manifest), null, 2) + '\n');
+}
+
+export function readLabels(dir: string, manifest: Manifest): Labels {
+  const labels = Labels.parse(JSON.parse(readFileSync(join(dir, manifest.files.labels), 'utf8')));
+  if (labels.length !== manifest.output.classes) {
+    throw new Error(`${dir}: labels.json has ${labels.length} entries, the model has ${manifest.output.classes} classes`);
+  }
+  return labels;
+}
+
+/** Converts Keras' imagenet_class_index.json ({"0": ["n01440764", "tench"], …}) to labels.json entries. */
+export function labelsFromKerasClassIndex(index: Record<string, [string, string]>): Labels {
+  const n = Object.keys(index).length;
+  return Array.from({ length: n }, (_, i) => {
+    const entry = index[String(i)];
+    if (!entry) throw new Error(`class index has no entry "${i}"`);
+    return { wnid: entry[0], label: entry[1] };
+  });
+}
