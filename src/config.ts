@@ -27,7 +27,7 @@ export const SETTINGS = {
   decodeTimeoutMs: setting('CONVSERVE_DECODE_TIMEOUT_MS', 10_000, int(1), 'Longest time one image decode may take (422 when exceeded).'),
   maxFilesPerRequest: setting('CONVSERVE_MAX_FILES', 16, int(1, 256), 'Most images in one multipart request.'),
   maxKernelSize: setting('CONVSERVE_MAX_KERNEL_SIZE', 15, int(1, 15), 'Largest custom filter kernel side (odd, ≤ 15 — sharp\'s own limit).'),
-  maxOutputPixels: setting('CONVSERVE_MAX_OUTPUT_PIXELS', 4_000_000, int(1), 'Largest image the filter endpoint will produce (width × height).'),
+  maxFilterPixels: setting('CONVSERVE_MAX_FILTER_PIXELS', 25_000_000, int(1), 'Largest image the filter endpoint will convolve (width × height; 413 above).'),
   modelsDir: setting('CONVSERVE_MODELS_DIR', './models', str, 'Folder with one sub-folder per model (model.onnx, weights, labels.json, manifest.json).'),
   dataDir: setting('CONVSERVE_DATA_DIR', './data', str, 'Folder for durable job records, inputs, previews and results.'),
   autoFetch: setting('CONVSERVE_AUTO_FETCH', true, bool, 'At start, download missing VGG19/InceptionV3 ImageNet weights in the background (needs network).'),

@@ -44,6 +44,26 @@ export class GraphBuilder {
 
   constructor(readonly name = 'graph') {}
 
+  /**
+   * A builder over an existing graph: its nodes, inputs, outputs and initializers are adopted (the arrays are
+   * copied, the protos are shared, not cloned) and every value name it defines is reserved, so {@link fresh},
+   * {@link node}, {@link ints} and {@link scalar} can extend it safely (used by the autodiff).
+   */
+  static fromGraph(graph: GraphProto, name?: string): GraphBuilder {
+    const b = new GraphBuilder(name ?? graph.name ?? 'graph');
+    b.nodes.push(...(graph.node ?? []));
+    b.inputs.push(...(graph.input ?? []));
+    b.outputs.push(...(graph.output ?? []));
+    b.initializers.push(...(graph.initializer ?? []));
+    for (const v of b.inputs) if (v.name) b.used.add(v.name);
+    for (const t of b.initializers) if (t.name) b.used.add(t.name);
+    for (const n of b.nodes) {
+      for (const o of n.output ?? []) if (o) b.used.add(o);
+      if (n.name) b.used.add(n.name);
+    }
+    return b;
+  }
+
   /** A name not used yet in this graph, derived from `prefix`. */
   fresh(prefix: string): string {
     let candidate = prefix;

@@ -1,0 +1,9 @@
+// Command groups contributed by the feature areas (models, classify, jobs, train…), loaded lazily so
+// `convserve filter` does not pay for ORT or tfjs start-up.
+import type { Command } from 'commander';
+
+export type RegisterCommands = (program: Command) => void;
+
+export async function extraCommands(): Promise<RegisterCommands[]> {
+  return [];
+}

@@ -1,0 +1,56 @@
+// The express application: request ids, structured request logs, routes, problem+json errors.
+import { randomUUID } from 'node:crypto';
+import express, { type ErrorRequestHandler, type Express, type Router } from 'express';
+import { pinoHttp } from 'pino-http';
+import { ProblemError, notFound } from '../util/problem.js';
+import type { AppContext } from './context.js';
+import { filterRoutes } from './routes/filter.js';
+import { healthRoutes } from './routes/health.js';
+
+/** Route modules contributed by the feature areas; each gets the shared context. */
+export type RouteModule = (ctx: AppContext) => Router;
+
+export function createApp(ctx: AppContext, extraRoutes: RouteModule[] = []): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', 'extended');
+
+  app.use(pinoHttp({
+    logger: ctx.logger,
+    genReqId: (req, res) => {
+      const incoming = req.headers['x-request-id'];
+      const id = typeof incoming === 'string' && /^[\w.-]{1,128}$/.test(incoming) ? incoming : randomUUID();
+      res.setHeader('X-Request-Id', id);
+      return id;
+    },
+    customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
+    autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' },
+  }));
+  app.use(express.json({ limit: '1mb', type: ['application/json', 'application/*+json'] }));
+  app.use(express.urlencoded({ extended: false, limit: '1mb' }));
+
+  app.use(healthRoutes(ctx));
+  app.use(filterRoutes(ctx));
+  for (const mod of extraRoutes) app.use(mod(ctx));
+
+  app.use((req, _res, next) => next(notFound('no-such-route', `No route ${req.method} ${req.path}.`)));
+  app.use(problemHandler(ctx));
+  return app;
+}
+
+function problemHandler(ctx: AppContext): ErrorRequestHandler {
+  return (err, req, res, _next) => {
+    let problem: ProblemError;
+    if (err instanceof ProblemError) problem = err;
+    else if ((err as { type?: string })?.type === 'entity.parse.failed') problem = new ProblemError(400, 'invalid-json', 'Bad request', `The JSON body could not be parsed: ${(err as Error).message}`);
+    else if ((err as { type?: string })?.type === 'entity.too.large') problem = new ProblemError(413, 'body-too-large', 'Content too large', 'The request body is too large.');
+    else {
+      (req as { log?: typeof ctx.logger }).log?.error({ err }, 'unhandled error');
+      problem = new ProblemError(500, 'internal-error', 'Internal server error', 'An unexpected error occurred; it has been logged with this request id.');
+    }
+    if (res.headersSent) { res.end(); return; }
+    const id = res.getHeader('X-Request-Id');
+    res.status(problem.status).set(problem.headers).type('application/problem+json')
+      .send(JSON.stringify({ ...problem.toBody(req.originalUrl), ...(id ? { request_id: String(id) } : {}) }));
+  };
+}

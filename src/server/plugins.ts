@@ -1,0 +1,6 @@
+// The feature areas that make up the full service. Each area contributes one ServicePlugin.
+import type { ServicePlugin } from './service.js';
+
+export async function plugins(): Promise<ServicePlugin[]> {
+  return [];
+}
