@@ -1,6 +1,6 @@
-// Regenerates the configuration table in README.md from src/config.ts (run after `npm run build`).
+// Regenerates the configuration table in README.md from src/config.ts (run with node --import tsx).
 import { readFileSync, writeFileSync } from 'node:fs';
-import { configMarkdown } from '../dist/config.js';
+import { configMarkdown } from '../src/config.ts';
 const path = new URL('../README.md', import.meta.url);
 const readme = readFileSync(path, 'utf8');
 const start = '<!-- config-table:start -->', end = '<!-- config-table:end -->';
