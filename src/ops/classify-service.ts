@@ -1,0 +1,52 @@
+// Glue between the model catalogue and the classifier: resolves a model name to a loaded engine session
+// (404 unknown, 503 not ready with the command that installs it) and labels every answer with the
+// provenance of its weights — synthetic weights are always reported as untrained.
+import type { RawImage } from '../image/io.js';
+import type { Provenance } from '../models/manifest.js';
+import { type ClassifierModel, type ClassifyResult, Classifier } from './classify.js';
+import type { InvertMode, ResizeMode } from './preprocess.js';
+
+export interface ModelProvider {
+  /** A ready classification model, or throws a ProblemError (404 unknown model, 503 not ready). */
+  classifier(name: string): Promise<ClassifierModel>;
+}
+
+export interface WeightsInfo {
+  provenance: Provenance;
+  /** True for synthetic (seeded random) weights: predictions are meaningless. */
+  untrained: boolean;
+  source?: string;
+  note?: string;
+}
+
+export function weightsInfo(model: ClassifierModel): WeightsInfo {
+  const w = model.manifest.weights;
+  const untrained = w.provenance === 'synthetic';
+  return {
+    provenance: w.provenance,
+    untrained,
+    ...(w.source ? { source: w.source } : {}),
+    ...(untrained ? { note: 'UNTRAINED: seeded random weights for tests and benchmarks; these predictions mean nothing. Install real weights with `convserve models fetch`.' } : {}),
+  };
+}
+
+export interface ClassifyRequestOptions {
+  top?: number;
+  resize: ResizeMode;
+  invert?: InvertMode;
+}
+
+export class ClassifyService {
+  constructor(private readonly models: ModelProvider, private readonly classifier: Classifier, private readonly defaultModel: string) {}
+
+  async classifyImages(modelName: string | undefined, images: RawImage[], opts: ClassifyRequestOptions, decodeMs = 0): Promise<{ model: string; weights: WeightsInfo; results: (ClassifyResult & { timing_ms: ClassifyResult['timing_ms'] & { decode: number } })[] }> {
+    const model = await this.models.classifier(modelName ?? this.defaultModel);
+    const top = opts.top ?? Math.min(5, model.manifest.output.classes);
+    const results = await Promise.all(images.map((img) => this.classifier.classify(model, img, { top, resize: opts.resize, invert: opts.invert })));
+    return {
+      model: model.name,
+      weights: weightsInfo(model),
+      results: results.map((r) => ({ ...r, timing_ms: { decode: Math.round(decodeMs * 100) / 100, ...r.timing_ms } })),
+    };
+  }
+}

@@ -1,0 +1,120 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Engine } from '../src/engine/engine.js';
+import { GraphBuilder } from '../src/onnx/builder.js';
+import { ProblemError } from '../src/util/problem.js';
+import { logger } from '../src/util/logger.js';
+import { tempDir } from './helpers/app.js';
+
+/** y = relu(conv3x3(x, W) + b) repeated `depth` times on [N,8,H,W]: enough work to be measurable. */
+function convStack(path: string, depth: number, seed = 1): { weights: Float32Array[] } {
+  const g = new GraphBuilder('stack');
+  let x = g.input('input', 'float32', ['N', 8, 'H', 'W']);
+  let s = seed;
+  const rand = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 - 0.5) * 0.3;
+  const weights: Float32Array[] = [];
+  for (let i = 0; i < depth; i++) {
+    const w = Float32Array.from({ length: 8 * 8 * 9 }, rand);
+    weights.push(w);
+    const conv = g.node('Conv', [x, g.weight(`w${i}`, [8, 8, 3, 3], w)], { pads: [1, 1, 1, 1], kernel_shape: [3, 3] });
+    x = g.node('Relu', [conv], {}, { outputs: i === depth - 1 ? ['output'] : undefined });
+  }
+  g.output('output');
+  g.save(path, { externalDataFile: `${path.split('/').pop()}.bin` });
+  return { weights };
+}
+
+/** Direct reference for one conv3x3+relu stack (NCHW, zero padding), float64. */
+function reference(x: Float32Array, n: number, h: number, w: number, weights: Float32Array[]): Float64Array {
+  let cur = Float64Array.from(x);
+  for (const W of weights) {
+    const out = new Float64Array(cur.length);
+    for (let b = 0; b < n; b++) for (let o = 0; o < 8; o++) for (let y = 0; y < h; y++) for (let xx = 0; xx < w; xx++) {
+      let acc = 0;
+      for (let i = 0; i < 8; i++) for (let ky = 0; ky < 3; ky++) for (let kx = 0; kx < 3; kx++) {
+        const yy = y + ky - 1, xc = xx + kx - 1;
+        if (yy < 0 || yy >= h || xc < 0 || xc >= w) continue;
+        acc += W[((o * 8 + i) * 3 + ky) * 3 + kx]! * cur[((b * 8 + i) * h + yy) * w + xc]!;
+      }
+      out[((b * 8 + o) * h + y) * w + xx] = Math.max(0, acc);
+    }
+    cur = out;
+  }
+  return cur;
+}
+
+describe('engine (ORT in worker threads)', () => {
+  const dir = tempDir();
+  const small = join(dir, 'small.onnx');
+  const big = join(dir, 'big.onnx');
+  const { weights } = convStack(small, 2);
+  convStack(big, 24, 7);
+  const engine = new Engine({ workers: 1, threads: 2, taskTimeoutMs: 30_000, logger });
+
+  before(async () => {
+    await engine.start();
+    await engine.load('small', { path: small });
+    await engine.load('big', { path: big });
+  });
+  after(() => engine.stop());
+
+  it('runs a session in the worker and returns the right numbers', async () => {
+    const n = 2, h = 5, w = 6;
+    const x = Float32Array.from({ length: n * 8 * h * w }, (_, i) => Math.sin(i));
+    const expected = reference(x, n, h, w, weights);
+    const r = await engine.run('small', { input: { dims: [n, 8, h, w], data: x.slice() } });
+    const y = r.outputs.output!;
+    assert.deepEqual(y.dims, [n, 8, h, w]);
+    let maxErr = 0;
+    for (let i = 0; i < expected.length; i++) maxErr = Math.max(maxErr, Math.abs(y.data[i]! - expected[i]!));
+    assert.ok(maxErr < 1e-4, `max error ${maxErr}`);
+    assert.ok(r.computeMs >= 0 && r.queueMs >= 0);
+  });
+
+  it('keeps the event loop free while inference runs', async () => {
+    const x = new Float32Array(1 * 8 * 256 * 256).fill(0.5);
+    let ticks = 0, maxGap = 0, last = performance.now();
+    const timer = setInterval(() => { const now = performance.now(); maxGap = Math.max(maxGap, now - last); last = now; ticks++; }, 5);
+    const r = await engine.run('big', { input: { dims: [1, 8, 256, 256], data: x } });
+    clearInterval(timer);
+    // Ticks kept coming during the run: the thread was not blocked for its whole duration.
+    assert.ok(ticks >= Math.floor(r.computeMs / 50), `only ${ticks} ticks during a ${r.computeMs.toFixed(0)} ms run (longest gap ${maxGap.toFixed(0)} ms)`);
+  });
+
+  it('runs interactive work before queued job steps', async () => {
+    const order: string[] = [];
+    const feed = () => ({ input: { dims: [1, 8, 64, 64], data: new Float32Array(8 * 64 * 64).fill(0.1) } });
+    const jobs = [1, 2, 3].map((i) => engine.run('big', feed(), { priority: 'job' }).then(() => order.push(`job${i}`)));
+    const interactive = engine.run('small', feed(), { priority: 'interactive' }).then(() => order.push('interactive'));
+    await Promise.all([...jobs, interactive]);
+    // job1 was already running when the interactive request arrived; it goes next, before job2 and job3.
+    assert.deepEqual(order, ['job1', 'interactive', 'job2', 'job3']);
+  });
+
+  it('a dying worker fails its in-flight task with 503 and is replaced', async () => {
+    const x = () => ({ input: { dims: [1, 8, 256, 256], data: new Float32Array(8 * 256 * 256).fill(0.5) } });
+    engine.injectWorkerCrash(0); // the worker exits on this message, before it reads the run below
+    const inflight = engine.run('big', x());
+    await assert.rejects(inflight, (e: unknown) => e instanceof ProblemError && e.status === 503 && e.slug === 'engine-worker-crashed');
+    assert.equal(engine.stats.workerRestarts, 1);
+    const again = await engine.run('small', { input: { dims: [1, 8, 4, 4], data: new Float32Array(8 * 16).fill(1) } });
+    assert.deepEqual(again.outputs.output!.dims, [1, 8, 4, 4]);
+    assert.equal(engine.health(), null);
+  });
+
+  it('a run over the time limit answers 503 and the worker is replaced without killing the process', async () => {
+    const strict = new Engine({ workers: 1, threads: 1, taskTimeoutMs: 30, logger });
+    await strict.start();
+    try {
+      await strict.load('big', { path: big });
+      const slow = strict.run('big', { input: { dims: [1, 8, 384, 384], data: new Float32Array(8 * 384 * 384).fill(0.5) } });
+      await assert.rejects(slow, (e: unknown) => e instanceof ProblemError && e.status === 503 && e.slug === 'inference-timeout');
+      assert.equal(strict.stats.workerRestarts, 1);
+      const ok = await strict.run('big', { input: { dims: [1, 8, 4, 4], data: new Float32Array(8 * 16).fill(1) } });
+      assert.deepEqual(ok.outputs.output!.dims, [1, 8, 4, 4]);
+    } finally {
+      await strict.stop();
+    }
+  });
+});
