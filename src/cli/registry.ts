@@ -5,5 +5,9 @@ import type { Command } from 'commander';
 export type RegisterCommands = (program: Command) => void;
 
 export async function extraCommands(): Promise<RegisterCommands[]> {
-  return [];
+  const { registerJobsCommands } = await import('./jobs.js');
+  const { registerClassifyCommand } = await import('./classify.js');
+  const { registerModelsCommands } = await import('./models.js');
+  const { registerTrainCommands } = await import('./train.js');
+  return [registerClassifyCommand, registerModelsCommands, registerJobsCommands, registerTrainCommands];
 }

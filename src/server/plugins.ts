@@ -2,5 +2,7 @@
 import type { ServicePlugin } from './service.js';
 
 export async function plugins(): Promise<ServicePlugin[]> {
-  return [];
+  const { inferencePlugin } = await import('./inference-plugin.js');
+  const { jobsPlugin } = await import('../jobs/plugin.js');
+  return [inferencePlugin(), jobsPlugin];
 }

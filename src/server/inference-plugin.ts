@@ -1,0 +1,110 @@
+// The inference side of the service: model registry, ORT engine (worker threads), model provider,
+// classification with request batching; routes /v1/models and /v1/classify; SIGHUP rescans the models
+// directory; optional background download of the official weights.
+import { Router } from 'express';
+import { Engine } from '../engine/engine.js';
+import { EngineModelProvider } from '../models/provider.js';
+import { KNOWN_MODELS } from '../models/official.js';
+import { ModelRegistry } from '../models/registry.js';
+import { Classifier } from '../ops/classify.js';
+import { ClassifyService, weightsInfo } from '../ops/classify-service.js';
+import type { Config } from '../config.js';
+import type { Logger } from '../util/logger.js';
+import type { AppContext } from './context.js';
+import { classifyRoutes } from './routes/classify.js';
+import type { ServicePlugin } from './service.js';
+
+export interface InferenceServices {
+  registry: ModelRegistry;
+  engine: Engine;
+  models: EngineModelProvider;
+  classifier: Classifier;
+  classify: ClassifyService;
+}
+
+export function inferenceServices(ctx: AppContext): InferenceServices {
+  return ctx.services as unknown as InferenceServices;
+}
+
+/** Registry + engine + provider + classifier, wired together (the server and the CLI use the same). */
+export function createInferenceServices(config: Config, logger: Logger): InferenceServices {
+  const registry = new ModelRegistry({ modelsDir: config.modelsDir });
+  const engine = new Engine({ workers: config.engineWorkers, threads: config.engineThreads, taskTimeoutMs: config.inferTimeoutMs, logger });
+  const models = new EngineModelProvider(registry, engine, logger);
+  const classifier = new Classifier(engine, { maxBatch: config.maxBatch, batchWaitMs: config.batchWaitMs }, config.engineWorkers);
+  const classify = new ClassifyService(models, classifier, config.defaultModel);
+  return { registry, engine, models, classifier, classify };
+}
+
+export function inferencePlugin(): ServicePlugin {
+  let onHup: (() => void) | undefined;
+  return {
+    name: 'inference',
+    async start(ctx) {
+      const { config, logger } = ctx;
+      const services = createInferenceServices(config, logger);
+      const { registry, engine, models } = services;
+      Object.assign(ctx.services, services);
+
+      const started = engine.start();
+      ctx.readiness.track('engine', started);
+      ctx.readiness.check('engine', () => engine.health());
+      // Warm up: load every installed model so the first request does not pay for it.
+      ctx.readiness.track('models', started.then(() => models.loadAllReady()));
+
+      onHup = () => {
+        logger.info('SIGHUP: rescanning the models directory');
+        registry.rescan();
+        void models.loadAllReady();
+      };
+      process.on('SIGHUP', onHup);
+
+      if (config.autoFetch) {
+        void started.then(async () => {
+          for (const arch of KNOWN_MODELS) {
+            if (registry.get(arch)?.status !== 'missing') continue;
+            logger.info({ model: arch }, 'downloading the official ImageNet weights in the background (CONVSERVE_AUTO_FETCH=false to disable)');
+            try {
+              await registry.fetch(arch);
+              await models.loadAllReady();
+            } catch (e) {
+              logger.warn({ model: arch, err: (e as Error).message }, 'background download failed; the model stays unavailable');
+              break; // offline: no point trying the next one
+            }
+          }
+        });
+      }
+    },
+    routes: (ctx) => {
+      const r = Router();
+      r.get('/v1/models', (_req, res) => {
+        const { registry, models } = inferenceServices(ctx);
+        res.json({
+          models: registry.list().map((e) => ({
+            name: e.name,
+            status: e.status === 'ready' && models.engineState(e.name)?.state === 'loading' ? 'loading' : e.status,
+            architecture: e.architecture ?? e.manifest?.architecture,
+            task: e.manifest?.task,
+            ...(e.manifest ? {
+              input: e.manifest.input,
+              classes: e.manifest.output.classes,
+              preprocessing: e.manifest.preprocessing,
+              weights: weightsInfo({ name: e.name, sessionKey: '', manifest: e.manifest, labels: [] }),
+              created_at: e.manifest.created_at,
+            } : {}),
+            ...(e.percent !== undefined ? { percent: e.percent } : {}),
+            ...(e.error ? { error: e.error } : {}),
+            ...(e.install ? { install: e.install } : {}),
+            ...(models.engineState(e.name) ? { engine: models.engineState(e.name) } : {}),
+          })),
+        });
+      });
+      r.use(classifyRoutes(ctx));
+      return r;
+    },
+    async stop(ctx) {
+      if (onHup) process.off('SIGHUP', onHup);
+      await inferenceServices(ctx).engine?.stop();
+    },
+  };
+}
