@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { describe, it } from 'node:test';
-import { testPattern } from './helpers/app.js';
+import { tempDir, testPattern } from './helpers/app.js';
 import { startServerProcess } from './helpers/server-process.js';
 
 describe('graceful shutdown', () => {
@@ -30,6 +30,30 @@ describe('graceful shutdown', () => {
       const exit = await server.exited;
       assert.deepEqual(exit, { code: 0, signal: null });
       assert.match(server.logs.join(''), /shutdown complete/);
+    } finally {
+      server.child.kill('SIGKILL');
+    }
+  });
+
+  it('an open job event stream does not hold up shutdown', async () => {
+    const server = await startServerProcess({ CONVSERVE_DATA_DIR: tempDir(), CONVSERVE_SHUTDOWN_TIMEOUT_MS: '60000' });
+    try {
+      const { png } = await testPattern(32, 32);
+      const form = new FormData();
+      form.append('image', new Blob([png], { type: 'image/png' }), 'p.png');
+      const submit = await fetch(`${server.url}/v1/jobs/blur-sweep?steps=200&step_delay_ms=100`, { method: 'POST', body: form });
+      assert.equal(submit.status, 202);
+      const { id } = (await submit.json()) as { id: string };
+      const stream = await fetch(`${server.url}/v1/jobs/${id}/events`);
+      assert.equal(stream.status, 200);
+      const reader = stream.body!.getReader();
+      await reader.read(); // the stream is open
+      const t = Date.now();
+      server.child.kill('SIGTERM');
+      while (!(await reader.read()).done) { /* the server ends the stream */ }
+      assert.deepEqual(await server.exited, { code: 0, signal: null });
+      // Far below the 60 s in-flight bound: the stream was ended, not waited for.
+      assert.ok(Date.now() - t < 30_000);
     } finally {
       server.child.kill('SIGKILL');
     }

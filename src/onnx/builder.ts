@@ -1,8 +1,9 @@
 // A small typed API to declare an ONNX graph (inputs, initializers, nodes, outputs) and serialise it.
 // Node construction stays deliberately plain — op type, input names, attributes — so a graph can be
 // read back and differentiated by the autodiff without any hidden state.
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { writeAtomic } from '../util/fs.js';
 import {
   type AttrValue, type Dim, type ElemType, type GraphProto, type NodeProto, type TensorProto, type ValueInfoProto,
   DataType, IR_VERSION, OPSET, encodeModel, floatTensor, int64Tensor, makeNode, makeValueInfo, onnx,
@@ -11,6 +12,8 @@ import {
 export interface NodeOptions {
   /** Output names; default one fresh name derived from the op type. A number asks for that many fresh outputs. */
   outputs?: string[] | number;
+  /** Prefix of the fresh output names when `outputs` is not a list (default: the op type in lower case). */
+  prefix?: string;
   name?: string;
   domain?: string;
 }
@@ -128,7 +131,7 @@ export class GraphBuilder {
   nodeMulti(opType: string, inputs: string[], attrs: Record<string, AttrValue | undefined> = {}, opts: NodeOptions = {}): string[] {
     const outs = Array.isArray(opts.outputs)
       ? opts.outputs.map((o) => this.claim(o))
-      : Array.from({ length: opts.outputs ?? 1 }, () => this.fresh(opType.toLowerCase()));
+      : Array.from({ length: opts.outputs ?? 1 }, () => this.fresh(opts.prefix ?? opType.toLowerCase()));
     this.nodes.push(makeNode(opType, inputs, outs, attrs, opts.name ?? this.fresh(`n_${outs[0]}`), opts.domain));
     return outs;
   }
@@ -193,8 +196,4 @@ export class GraphBuilder {
   }
 }
 
-export function writeAtomic(path: string, bytes: Uint8Array | string): void {
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  writeFileSync(tmp, bytes);
-  renameSync(tmp, path);
-}
+export { writeAtomic };

@@ -14,6 +14,8 @@ export interface ServicePlugin {
   /** Called before listening; long work should be registered with ctx.readiness.track instead of awaited. */
   start?(ctx: AppContext): Promise<void> | void;
   routes?: RouteModule;
+  /** Called as shutdown begins: end long-lived responses (event streams) so in-flight requests can finish. */
+  drain?(ctx: AppContext): void;
   /** Called on shutdown after the HTTP server stopped accepting and in-flight requests finished. */
   stop?(ctx: AppContext): Promise<void> | void;
 }
@@ -50,6 +52,9 @@ export async function startService(opts: { config?: Config; plugins?: ServicePlu
     shuttingDown ??= (async () => {
       ctx.logger.info({ reason }, 'shutting down: no new connections, waiting for in-flight requests');
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const p of plugins) {
+        try { p.drain?.(ctx); } catch (e) { ctx.logger.error({ err: e, plugin: p.name }, 'plugin drain failed'); }
+      }
       server.closeIdleConnections();
       const timer = setTimeout(() => {
         ctx.logger.warn({ timeout_ms: config.shutdownTimeoutMs }, 'in-flight requests did not finish in time; closing connections');

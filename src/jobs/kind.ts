@@ -1,0 +1,128 @@
+// What a job kind is: a step function plus everything the runner needs around it (parameter schema, image
+// inputs, previews, checkpoints). The runner (src/jobs/runner.ts) owns the loop, so progress, cancellation,
+// checkpoints, wall-clock limits and scheduling are written once; a kind only describes one iteration.
+//
+// Adding a kind = adding one file to src/jobs/kinds/ whose default export is `defineJobKind({...})`; every
+// module in that folder is loaded by loadBuiltinJobKinds(). registerJobKind() registers one from anywhere else.
+import { readdirSync } from 'node:fs';
+import type { z } from 'zod';
+import type { Config } from '../config.js';
+import type { RawImage } from '../image/io.js';
+import type { Services } from '../server/context.js';
+import type { Logger } from '../util/logger.js';
+
+/** Decoded input images by field name (`inputs.image[0]`, or `inputs.content[0]` + `inputs.style`). */
+export type JobInputs = Record<string, RawImage[]>;
+
+export interface JobInputField {
+  /** Multipart file field name, e.g. 'image', 'content', 'style'. A raw image/* body counts as the first field. */
+  name: string;
+  /** Default true. */
+  required?: boolean;
+  /** Most files in this field (default 1). */
+  maxCount?: number;
+}
+
+/** Passed to init/step/preview/finish/deserialize. */
+export interface JobContext {
+  jobId: string;
+  config: Config;
+  /** Aborted when the job is cancelled, hits its wall-clock limit, or the service shuts down. Long steps should honour it. */
+  signal: AbortSignal;
+  logger: Logger;
+  /** The long-lived services of the process (ctx.services: e.g. `engine` once it exists); `{}` when run locally. */
+  services: Services;
+}
+
+export interface StepContext<P = unknown> extends JobContext {
+  params: P;
+  /** Index of the step being computed (0-based): after it returns, `step + 1` steps are done. */
+  step: number;
+  total: number;
+}
+
+/** A checkpoint: JSON-serialisable metadata and/or named binary blobs (pixels, optimiser moments…). */
+export interface SerializedState {
+  json?: unknown;
+  buffers?: Record<string, Buffer>;
+}
+
+export interface JobKind<P = unknown, S = unknown> {
+  /** URL segment and registry key: `POST /v1/jobs/{name}`. Lower-case, [a-z0-9-]. */
+  name: string;
+  description: string;
+  /**
+   * Parameter schema, validated before the job is accepted (400 naming the parameter otherwise). Values arrive as
+   * strings from forms/query or typed from JSON, so use z.coerce. Every limit must be explicit. The parsed output
+   * is stored with the job and must be JSON-serialisable.
+   */
+  params(config: Config): z.ZodType<P>;
+  /** Image inputs (multipart file fields). */
+  inputs: JobInputField[];
+  /** Largest accepted input image (width × height), checked from the header before accepting; default config.maxInputPixels. */
+  maxInputPixels?(config: Config): number;
+  /** Wall-clock limit for this kind (the lower of this and CONVSERVE_JOB_MAX_MS applies). */
+  maxWallClockMs?(config: Config, params: P): number;
+
+  totalSteps(params: P): number;
+  init(inputs: JobInputs, params: P, ctx: JobContext): Promise<S> | S;
+  /** One iteration. Must not mutate `state` in a way that breaks it if the step is abandoned (return a new state or finish mutation before resolving). */
+  step(state: S, ctx: StepContext<P>): Promise<S> | S;
+  /** Numbers shown with progress (loss, content/style loss…), read after each step. */
+  metrics?(state: S, params: P): Record<string, number>;
+  /** Progress message after each step (default `step k/N`). */
+  message?(state: S, step: number, total: number): string;
+
+  /** Emit a preview after step `step` (1-based count of completed steps)? Default: never. */
+  previewAt?(step: number, params: P): boolean;
+  /** Renders a preview; default finish(). */
+  preview?(state: S, ctx: JobContext): Promise<RawImage> | RawImage;
+  finish(state: S, ctx: JobContext): Promise<RawImage> | RawImage;
+
+  serialize(state: S): Promise<SerializedState> | SerializedState;
+  deserialize(data: SerializedState, params: P, inputs: JobInputs, ctx: JobContext): Promise<S> | S;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyJobKind = JobKind<any, any>;
+
+/** Identity helper that infers P and S. */
+export function defineJobKind<P, S>(kind: JobKind<P, S>): JobKind<P, S> {
+  return kind;
+}
+
+const registry = new Map<string, AnyJobKind>();
+
+export function registerJobKind(kind: AnyJobKind): void {
+  if (!/^[a-z0-9][a-z0-9-]{0,63}$/.test(kind.name)) throw new Error(`invalid job kind name '${kind.name}'`);
+  const existing = registry.get(kind.name);
+  if (existing && existing !== kind) throw new Error(`job kind '${kind.name}' is already registered`);
+  registry.set(kind.name, kind);
+}
+
+export function getJobKind(name: string): AnyJobKind | undefined {
+  return registry.get(name);
+}
+
+export function jobKindNames(): string[] {
+  return [...registry.keys()].sort();
+}
+
+export function jobKinds(): AnyJobKind[] {
+  return jobKindNames().map((n) => registry.get(n)!);
+}
+
+let builtinsLoaded: Promise<void> | undefined;
+
+/** Imports every module in src/jobs/kinds/ (dist/jobs/kinds/ when built) and registers its default export. */
+export function loadBuiltinJobKinds(): Promise<void> {
+  builtinsLoaded ??= (async () => {
+    const dir = new URL('./kinds/', import.meta.url);
+    const files = readdirSync(dir).filter((f) => /\.(js|ts)$/.test(f) && !f.endsWith('.d.ts')).sort();
+    for (const f of files) {
+      const mod = (await import(new URL(f, dir).href)) as { default?: AnyJobKind };
+      if (mod.default && typeof mod.default.step === 'function') registerJobKind(mod.default);
+    }
+  })();
+  return builtinsLoaded;
+}

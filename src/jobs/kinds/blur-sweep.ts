@@ -1,0 +1,55 @@
+// blur-sweep: repeatedly Gaussian-blur an image (sharp/libvips), one blur per step, with previews every k
+// steps. Cheap and deterministic: the health probe of the job path and the reference kind for new ones.
+import { setTimeout as sleep } from 'node:timers/promises';
+import sharp from 'sharp';
+import { z } from 'zod';
+import type { RawImage } from '../../image/io.js';
+import { defineJobKind } from '../kind.js';
+
+export const BLUR_SWEEP_MAX_STEP_DELAY_MS = 5000;
+export const BLUR_SWEEP_MAX_SIGMA = 50;
+
+export interface BlurSweepParams {
+  steps: number;
+  sigma: number;
+  /** A preview after every k-th step (0 = none). */
+  preview_every: number;
+  /** Artificial pause per step (tests, demos), 0…5000 ms. */
+  step_delay_ms: number;
+}
+
+/** One blur step, as the kind does it (exported so tests and tools can build the same oracle). */
+export async function blurOnce(img: RawImage, sigma: number): Promise<RawImage> {
+  const { data, info } = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: img.channels } })
+    .blur(sigma)
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  return { data, width: info.width, height: info.height, channels: info.channels as 1 | 3 };
+}
+
+export default defineJobKind<BlurSweepParams, RawImage>({
+  name: 'blur-sweep',
+  description: 'Gaussian-blur an image `steps` times (sigma each), with a preview every `preview_every` steps. A cheap probe of the job path.',
+  inputs: [{ name: 'image', required: true, maxCount: 1 }],
+  params: (config) => z.object({
+    steps: z.coerce.number().int().min(1).max(config.maxJobIterations).default(10),
+    sigma: z.coerce.number().min(0.3).max(BLUR_SWEEP_MAX_SIGMA).default(1),
+    preview_every: z.coerce.number().int().min(0).max(config.maxJobIterations).optional(),
+    step_delay_ms: z.coerce.number().int().min(0).max(BLUR_SWEEP_MAX_STEP_DELAY_MS).default(0),
+  }).strict().transform((p) => ({ ...p, preview_every: p.preview_every ?? Math.max(1, Math.ceil(p.steps / 10)) })),
+  maxInputPixels: (config) => config.maxJobPixels,
+
+  totalSteps: (p) => p.steps,
+  init: (inputs) => inputs.image![0]!,
+  async step(img, ctx) {
+    if (ctx.params.step_delay_ms > 0) await sleep(ctx.params.step_delay_ms, undefined, { signal: ctx.signal });
+    return blurOnce(img, ctx.params.sigma);
+  },
+  previewAt: (step, p) => p.preview_every > 0 && step % p.preview_every === 0,
+  finish: (img) => img,
+  serialize: (img) => ({ json: { width: img.width, height: img.height, channels: img.channels }, buffers: { pixels: img.data } }),
+  deserialize: (data) => {
+    const j = data.json as { width: number; height: number; channels: 1 | 3 };
+    return { data: data.buffers!.pixels!, width: j.width, height: j.height, channels: j.channels };
+  },
+});

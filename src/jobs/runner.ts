@@ -1,0 +1,121 @@
+// The one step loop every job runs through — in the service (src/jobs/service.ts, with persistence) and
+// in-process (src/jobs/local.ts). It owns progress, previews, cancellation, checkpoints and the wall-clock
+// limit; between steps it yields to the event loop (setImmediate) so HTTP stays responsive.
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import type { RawImage } from '../image/io.js';
+import type { AnyJobKind, JobContext, JobInputs } from './kind.js';
+
+export interface Progress {
+  step: number;
+  total: number;
+  fraction: number;
+  message: string;
+  metrics: Record<string, number>;
+  /** Mean duration of the recent steps, ms. */
+  step_ms?: number;
+  /** Estimated seconds to completion at the recent step rate. */
+  eta_s?: number;
+}
+
+export interface LoopHooks {
+  onProgress?(p: Progress): void | Promise<void>;
+  onPreview?(image: RawImage, step: number): void | Promise<void>;
+  /** Called when a checkpoint is due (every `checkpointEverySteps` steps or `checkpointEveryMs` ms). */
+  onCheckpoint?(state: unknown, step: number, runMs: number): void | Promise<void>;
+}
+
+export interface LoopOptions {
+  kind: AnyJobKind;
+  params: unknown;
+  ctx: JobContext;
+  /** Resume point: the state after `startStep` steps (else init() is called). */
+  resume?: { state: unknown; step: number; runMs: number };
+  inputs: JobInputs;
+  checkpointEverySteps?: number;
+  checkpointEveryMs?: number;
+  /** Total running time allowed (counting time before a resume). */
+  wallClockMs?: number;
+  hooks?: LoopHooks;
+}
+
+export type LoopOutcome =
+  | { outcome: 'succeeded'; result: RawImage; step: number; runMs: number }
+  /** Stopped by the signal (cancel or shutdown): `state` is the state after `step` completed steps. */
+  | { outcome: 'aborted'; reason: unknown; state: unknown; step: number; runMs: number }
+  | { outcome: 'timed-out'; step: number; runMs: number; limitMs: number };
+
+export class StepTimer {
+  private readonly recent: number[] = [];
+  constructor(private readonly window = 10) {}
+  add(ms: number): void {
+    this.recent.push(ms);
+    if (this.recent.length > this.window) this.recent.shift();
+  }
+  mean(): number | undefined {
+    return this.recent.length ? this.recent.reduce((a, b) => a + b, 0) / this.recent.length : undefined;
+  }
+}
+
+export async function runStepLoop(opts: LoopOptions): Promise<LoopOutcome> {
+  const { kind, params, ctx, hooks = {} } = opts;
+  const total = kind.totalSteps(params);
+  const signal = ctx.signal;
+  const segmentStart = Date.now();
+  const priorMs = opts.resume?.runMs ?? 0;
+  const runMs = () => priorMs + (Date.now() - segmentStart);
+  const limit = opts.wallClockMs ?? Number.POSITIVE_INFINITY;
+  const timer = new StepTimer();
+
+  let step = opts.resume?.step ?? 0;
+  let state: unknown;
+  try {
+    state = opts.resume ? opts.resume.state : await kind.init(opts.inputs, params, ctx);
+  } catch (e) {
+    if (signal.aborted) return { outcome: 'aborted', reason: signal.reason, state: undefined, step, runMs: runMs() };
+    throw e;
+  }
+  let lastCkptStep = step;
+  let lastCkptAt = Date.now();
+
+  while (step < total) {
+    if (signal.aborted) return { outcome: 'aborted', reason: signal.reason, state, step, runMs: runMs() };
+    if (runMs() > limit) return { outcome: 'timed-out', step, runMs: runMs(), limitMs: limit };
+    const t0 = performance.now();
+    try {
+      state = await kind.step(state, { ...ctx, params, step, total });
+    } catch (e) {
+      // A step interrupted by the signal is abandoned: the state before it is still the state after `step` steps.
+      if (signal.aborted) return { outcome: 'aborted', reason: signal.reason, state, step, runMs: runMs() };
+      throw e;
+    }
+    step++;
+    timer.add(performance.now() - t0);
+    const mean = timer.mean();
+    const progress: Progress = {
+      step,
+      total,
+      fraction: total > 0 ? step / total : 1,
+      message: kind.message?.(state, step, total) ?? `step ${step}/${total}`,
+      metrics: kind.metrics?.(state, params) ?? {},
+      ...(mean !== undefined ? { step_ms: Math.round(mean * 100) / 100, eta_s: Math.round(((total - step) * mean) / 100) / 10 } : {}),
+    };
+    await hooks.onProgress?.(progress);
+    if (hooks.onPreview && kind.previewAt?.(step, params)) {
+      const img = kind.preview ? await kind.preview(state, ctx) : await kind.finish(state, ctx);
+      await hooks.onPreview(img, step);
+    }
+    if (hooks.onCheckpoint && step < total) {
+      const dueBySteps = step - lastCkptStep >= (opts.checkpointEverySteps ?? Number.POSITIVE_INFINITY);
+      const dueByTime = Date.now() - lastCkptAt >= (opts.checkpointEveryMs ?? Number.POSITIVE_INFINITY);
+      if (dueBySteps || dueByTime) {
+        await hooks.onCheckpoint(state, step, runMs());
+        lastCkptStep = step;
+        lastCkptAt = Date.now();
+      }
+    }
+    await yieldToEventLoop();
+  }
+  if (signal.aborted) return { outcome: 'aborted', reason: signal.reason, state, step, runMs: runMs() };
+  const result = await kind.finish(state, ctx);
+  return { outcome: 'succeeded', result, step, runMs: runMs() };
+}
