@@ -22,10 +22,23 @@ export const Manifest = z.object({
   schema: z.literal(1),
   name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/),
   architecture: z.string(),
-  task: z.literal('classification'),
-  /** Input tensor `input`, float32 NCHW [N, channels, height, width]. */
-  input: z.object({ name: z.string().default('input'), height: z.number().int().positive(), width: z.number().int().positive(), channels: z.union([z.literal(1), z.literal(3)]) }),
-  /** Output tensor with class probabilities [N, classes]. */
+  /**
+   * - classification: `output` is [N, classes] probabilities and labels.json has one entry per class.
+   * - features: a convolutional base without its classifier (a Keras `include_top=False` file). `output` names
+   *   the last feature layer (e.g. block5_pool, mixed10, NCHW [N, C, h, w]) and `output.classes` is its channel
+   *   count C; there is no labels file. Usable for feature extraction / fine-tuning, not for /classify.
+   */
+  task: z.enum(['classification', 'features']).default('classification'),
+  /**
+   * Input tensor `input`, float32 NCHW [N, channels, height, width]. height/width are the default (for
+   * classification with a fixed-size top: the required) size; `fixed_size: false` means any side ≥ `min_side`.
+   */
+  input: z.object({
+    name: z.string().default('input'), height: z.number().int().positive(), width: z.number().int().positive(), channels: z.union([z.literal(1), z.literal(3)]),
+    fixed_size: z.boolean().optional(),
+    min_side: z.number().int().positive().optional(),
+  }),
+  /** Output tensor with class probabilities [N, classes] (task features: the feature map, see `task`). */
   output: z.object({ name: z.string().default('probabilities'), classes: z.number().int().positive() }),
   preprocessing: PreprocessingMode,
   weights: z.object({
@@ -41,7 +54,20 @@ export const Manifest = z.object({
     weights: z.string().optional(),
     labels: z.string().default('labels.json'),
     sha256: z.record(z.string(), z.string()),
+    /** Byte size of each file in `sha256`: checked at every registry scan (hashes only on explicit verify). */
+    sizes: z.record(z.string(), z.number().int().nonnegative()).optional(),
   }),
+  /** How a Keras .h5 was imported (absent for models not imported from Keras). */
+  keras: z.object({
+    include_top: z.boolean(),
+    /** Filter multiplier of a reduced-width test variant; 1 for the real architecture. */
+    width: z.number().positive().default(1),
+    /** How file layers were paired with the architecture's layers (keras-facts §4). */
+    matched: z.enum(['by-name', 'topological']),
+    weights_file: z.string(),
+    keras_version: z.string().optional(),
+    weighted_layers: z.number().int().nonnegative(),
+  }).optional(),
   created_at: z.string(),
   training: z.record(z.string(), z.unknown()).optional(),
   metrics: z.record(z.string(), z.unknown()).optional(),
@@ -66,6 +92,7 @@ export function writeManifest(dir: string, manifest: Manifest): void {
 }
 
 export function readLabels(dir: string, manifest: Manifest): Labels {
+  if (manifest.task === 'features') throw new Error(`${dir}: '${manifest.name}' is a features-only model (no classifier top): it has no labels`);
   const labels = Labels.parse(JSON.parse(readFileSync(join(dir, manifest.files.labels), 'utf8')));
   if (labels.length !== manifest.output.classes) {
     throw new Error(`${dir}: labels.json has ${labels.length} entries, the model has ${manifest.output.classes} classes`);
