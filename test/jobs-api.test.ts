@@ -149,14 +149,19 @@ describe('job API (blur-sweep)', () => {
     assert.deepEqual([j2.status, (j2.params as { sigma: number }).sigma, j2.progress.total], ['succeeded', 0.5, 3]);
   });
 
-  it('unknown job → 404; unknown kind → 404 listing the known kinds (also via /v1/dream and /v1/style)', async () => {
+  it('unknown job → 404; unknown kind → 404 listing the known kinds; /v1/dream and /v1/style are aliases', async () => {
     const r = await getJson(`${base}/v1/jobs/00000000-0000-4000-8000-000000000000`);
     assert.equal(r.status, 404);
     assert.equal(r.body.type, 'https://convserve.dev/problems/no-such-job');
     assert.equal((await getJson(`${base}/v1/jobs/nope/result`)).status, 404);
     assert.equal((await getJson(`${base}/v1/jobs/nope/events`)).status, 404);
     assert.equal((await getJson(`${base}/v1/jobs/nope`, { method: 'DELETE' })).status, 404);
-    for (const path of ['/v1/jobs/frobnicate', '/v1/dream', '/v1/style']) {
+    // The aliases reach their kinds: parameters are validated before anything is queued.
+    for (const path of ['/v1/dream', '/v1/style']) {
+      const v = await getJson(`${base}${path}?iterations=-1`, { method: 'POST', body: img.png, headers: { 'Content-Type': 'image/png' } });
+      assert.equal(v.status, 400, path);
+    }
+    for (const path of ['/v1/jobs/frobnicate']) {
       const k = await getJson(`${base}${path}`, { method: 'POST', body: img.png, headers: { 'Content-Type': 'image/png' } });
       assert.equal(k.status, 404, path);
       assert.equal(k.body.type, 'https://convserve.dev/problems/unknown-job-kind');
@@ -174,7 +179,7 @@ describe('job API (blur-sweep)', () => {
     const ok = (await getJson(`${base}/v1/jobs?status=succeeded&kind=blur-sweep&limit=2`)).body.jobs;
     assert.equal(ok.length, 2);
     assert.ok(ok.every((j: { status: string }) => j.status === 'succeeded'));
-    assert.equal((await getJson(`${base}/v1/jobs?kind=dream`)).body.jobs.length, 0);
+    assert.equal((await getJson(`${base}/v1/jobs?kind=frobnicate`)).body.jobs.length, 0);
     const bad = await getJson(`${base}/v1/jobs?status=done`);
     assert.equal(bad.status, 400);
     assert.equal(bad.body.errors[0].parameter, 'status');

@@ -31,7 +31,10 @@ async function main(): Promise<void> {
       return;
     }
     const msg = e instanceof Error ? e.message : String(e);
-    process.stderr.write(`convserve: ${msg.split('\n')[0]}\n`);
+    if (process.argv.includes('--json')) {
+      const slug = (e as { slug?: string }).slug;
+      process.stderr.write(`${JSON.stringify({ error: { message: msg.split('\n')[0], ...(slug ? { type: slug } : {}) } })}\n`);
+    } else process.stderr.write(`convserve: ${msg.split('\n')[0]}\n`);
     if (process.env.CONVSERVE_DEBUG) console.error(e);
     process.exitCode = 1;
   }

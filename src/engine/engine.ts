@@ -45,6 +45,16 @@ export interface RunResult {
   queueMs: number;
 }
 
+/** Emitted as 'run' after every successful run (metrics). */
+export interface EngineRunEvent {
+  key: string;
+  priority: Priority;
+  queueMs: number;
+  computeMs: number;
+  /** First dimension of the first feed (the batch size for classification). */
+  batch?: number;
+}
+
 /** Feeds, or a function producing them at dispatch time (lets a batcher take whatever is pending then). */
 export type Feeds = Record<string, WireTensor> | (() => Record<string, WireTensor>);
 
@@ -194,8 +204,11 @@ export class Engine extends EventEmitter {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const t of this.queue.splice(0)) t.reject(unavailable('engine-stopped', 'The inference engine is shutting down.'));
+    // Terminating a worker inside a native ORT call (create or run) aborts the whole process: wait until
+    // each worker has no request outstanding, bounded by the task timeout.
+    const deadline = Date.now() + this.opts.taskTimeoutMs;
     await Promise.all([...this.workers, ...this.retiring].map(async (w) => {
-      while (w.busy && !w.dead) await new Promise((r) => setTimeout(r, 20));
+      while ((w.busy || w.pending.size > 0) && !w.dead && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       w.dead = true;
       await w.thread.terminate();
     }));
@@ -281,6 +294,7 @@ export class Engine extends EventEmitter {
       const m = await reply;
       if (m.type !== 'result') throw new Error(`unexpected reply ${m.type}`);
       this.stats.runs++;
+      this.emit('run', { key: task.key, priority: task.priority, queueMs, computeMs: m.ms, batch: Object.values(feeds)[0]?.dims[0] } satisfies EngineRunEvent);
       if (!timedOut) task.resolve({ outputs: m.outputs, computeMs: m.ms, queueMs });
     } catch (e) {
       if (!timedOut) {

@@ -11,7 +11,7 @@ import { jobKinds } from './kind.js';
 import type { JobService } from './service.js';
 import { type JobEvent, JOB_STATUSES, type JobStatus } from './store.js';
 
-const ListQuery = z.object({
+export const ListQuery = z.object({
   status: z.string().optional().transform((s, c) => {
     if (!s) return undefined;
     const list = s.split(',').map((x) => x.trim()).filter(Boolean);

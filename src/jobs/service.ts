@@ -57,6 +57,9 @@ interface Active {
 const EXT: Record<string, string> = { jpeg: 'jpg', png: 'png', webp: 'webp', gif: 'gif', tiff: 'tif', heif: 'heif' };
 const CT: Record<string, string> = { jpeg: 'image/jpeg', png: 'image/png', webp: 'image/webp', gif: 'image/gif', tiff: 'image/tiff', heif: 'image/heif' };
 
+/** Bus channel of every job's events (job ids are UUIDs, so it cannot collide). */
+const ANY_EVENT = '*';
+
 export const unknownKind = (name: string) =>
   notFound('unknown-job-kind', `Unknown job kind '${name}'. Known kinds: ${jobKindNames().join(', ') || '(none)'}.`, { known_kinds: jobKindNames() });
 
@@ -241,7 +244,7 @@ export class JobService {
     const rec = this.record(id);
     if (!rec.result) {
       throw new ProblemError(isTerminal(rec.status) ? 404 : 409, isTerminal(rec.status) ? 'no-result' : 'job-not-finished', isTerminal(rec.status) ? 'Not found' : 'Conflict',
-        isTerminal(rec.status) ? `Job ${id} ${rec.status} without a result.` : `Job ${id} is ${rec.status}; the result is available when it has succeeded.`, { status: rec.status });
+        isTerminal(rec.status) ? `Job ${id} ${rec.status} without a result.` : `Job ${id} is ${rec.status}; the result is available when it has succeeded.`, { job_status: rec.status });
     }
     return { path: this.store.path(id, rec.result.file), content_type: rec.result.content_type };
   }
@@ -257,6 +260,13 @@ export class JobService {
   async events(id: string, after = 0): Promise<JobEvent[]> {
     this.record(id);
     return this.store.readEvents(id, after);
+  }
+
+  /** Live events of every job (metrics); returns the unsubscribe function. */
+  onAnyEvent(listener: (job: { id: string; kind: string }, ev: JobEvent) => void): () => void {
+    const l = (job: { id: string; kind: string }, ev: JobEvent) => listener(job, ev);
+    this.bus.on(ANY_EVENT, l);
+    return () => this.bus.off(ANY_EVENT, l);
   }
 
   /** Live events of one job; returns the unsubscribe function. */
@@ -280,7 +290,7 @@ export class JobService {
   async cancel(id: string, waitMs = 2000): Promise<JobView> {
     const rec = this.record(id);
     if (rec.status === 'cancelled') return this.view(rec);
-    if (isTerminal(rec.status)) throw new ProblemError(409, 'job-finished', 'Conflict', `Job ${id} has already ${rec.status}; only queued or running jobs can be cancelled.`, { status: rec.status });
+    if (isTerminal(rec.status)) throw new ProblemError(409, 'job-finished', 'Conflict', `Job ${id} has already ${rec.status}; only queued or running jobs can be cancelled.`, { job_status: rec.status });
     if (rec.status === 'queued') {
       const i = this.queue.indexOf(id);
       if (i >= 0) this.queue.splice(i, 1);
@@ -442,6 +452,7 @@ export class JobService {
     this.store.appendEvent(id, ev);
     if (event === 'done') this.nextEventId.delete(id);
     this.bus.emit(id, ev);
+    this.bus.emit(ANY_EVENT, { id, kind: this.jobs.get(id)?.kind ?? 'unknown' }, ev);
   }
 
   // ---- expiry ------------------------------------------------------------------------------------------------

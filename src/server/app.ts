@@ -1,6 +1,6 @@
 // The express application: request ids, structured request logs, routes, problem+json errors.
 import { randomUUID } from 'node:crypto';
-import express, { type ErrorRequestHandler, type Express, type Router } from 'express';
+import express, { type ErrorRequestHandler, type Express, type RequestHandler, type Router } from 'express';
 import { pinoHttp } from 'pino-http';
 import { ProblemError, notFound } from '../util/problem.js';
 import type { AppContext } from './context.js';
@@ -10,7 +10,7 @@ import { healthRoutes } from './routes/health.js';
 /** Route modules contributed by the feature areas; each gets the shared context. */
 export type RouteModule = (ctx: AppContext) => Router;
 
-export function createApp(ctx: AppContext, extraRoutes: RouteModule[] = []): Express {
+export function createApp(ctx: AppContext, extraRoutes: RouteModule[] = [], middleware: RequestHandler[] = []): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'extended');
@@ -26,6 +26,8 @@ export function createApp(ctx: AppContext, extraRoutes: RouteModule[] = []): Exp
     customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
     autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' },
   }));
+  // Plugin middleware that must see every request (request metrics).
+  for (const m of middleware) app.use(m);
   app.use(express.json({ limit: '1mb', type: ['application/json', 'application/*+json'] }));
   app.use(express.urlencoded({ extended: false, limit: '1mb' }));
 

@@ -4,5 +4,8 @@ import type { ServicePlugin } from './service.js';
 export async function plugins(): Promise<ServicePlugin[]> {
   const { inferencePlugin } = await import('./inference-plugin.js');
   const { jobsPlugin } = await import('../jobs/plugin.js');
-  return [inferencePlugin(), jobsPlugin];
+  const { webPlugin } = await import('./web.js');
+  const { metricsPlugin } = await import('./metrics.js');
+  // metrics last: it observes the services the others started.
+  return [inferencePlugin(), jobsPlugin, webPlugin(), metricsPlugin()];
 }

@@ -1,6 +1,7 @@
 // Composition root: builds the context and services, starts listening, and owns the shutdown sequence
 // (stop accepting → let in-flight requests finish within a bound → close services → exit 0).
 import type { Server } from 'node:http';
+import type { RequestHandler } from 'express';
 import type { AddressInfo } from 'node:net';
 import { type Config, loadConfig } from '../config.js';
 import { logger as rootLogger } from '../util/logger.js';
@@ -14,6 +15,8 @@ export interface ServicePlugin {
   /** Called before listening; long work should be registered with ctx.readiness.track instead of awaited. */
   start?(ctx: AppContext): Promise<void> | void;
   routes?: RouteModule;
+  /** Middleware that sees every request, mounted before all routes (e.g. request metrics). */
+  middleware?: (ctx: AppContext) => RequestHandler;
   /** Called as shutdown begins: end long-lived responses (event streams) so in-flight requests can finish. */
   drain?(ctx: AppContext): void;
   /** Called on shutdown after the HTTP server stopped accepting and in-flight requests finished. */
@@ -38,7 +41,7 @@ export async function startService(opts: { config?: Config; plugins?: ServicePlu
   const ctx: AppContext = { config, logger: rootLogger, readiness: new Readiness(), services: {} };
   const plugins = opts.plugins ?? (await defaultPlugins());
   for (const p of plugins) await p.start?.(ctx);
-  const app = createApp(ctx, plugins.flatMap((p) => (p.routes ? [p.routes] : [])));
+  const app = createApp(ctx, plugins.flatMap((p) => (p.routes ? [p.routes] : [])), plugins.flatMap((p) => (p.middleware ? [p.middleware(ctx)] : [])));
 
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(config.port, config.host, (err?: Error) => (err ? reject(err) : resolve(s)));

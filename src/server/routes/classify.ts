@@ -3,20 +3,29 @@ import { z } from 'zod';
 import { decodeImage } from '../../image/io.js';
 import type { ClassifyService } from '../../ops/classify-service.js';
 import type { AppContext } from '../context.js';
+import { ClassifyResponse } from '../api-schemas.js';
+import { route } from '../api.js';
 import { parseParams, requestParams } from '../params.js';
 import { imageUpload } from '../upload.js';
 
 export const ClassifyParams = z.object({
-  model: z.string().min(1).optional(),
-  top: z.coerce.number().int('must be an integer').optional(),
-  resize: z.enum(['crop', 'squash']).default('crop'),
-  invert: z.enum(['auto', 'true', 'false']).default('auto'),
+  model: z.string().min(1).optional().describe('model name (GET /v1/models); default CONVSERVE_DEFAULT_MODEL'),
+  top: z.coerce.number().int('must be an integer').optional().describe('number of predictions, 1…classes (default 5)'),
+  resize: z.enum(['crop', 'squash']).default('crop').describe('crop: short side to the input size, then the centre; squash: resize to the input size (Keras load_img)'),
+  invert: z.enum(['auto', 'true', 'false']).default('auto').describe('mnist models: invert dark-on-light digits (auto decides from the border)'),
 });
 
 export function classifyRoutes(ctx: AppContext): Router {
   const r = Router();
   const { config } = ctx;
-  r.post('/v1/classify', imageUpload(config, { fields: ['image'] }), async (req, res) => {
+  route(r, {
+    method: 'post', path: '/v1/classify', operationId: 'classify', tags: ['classify'], summary: 'Classify one or more images (top-k labels)',
+    description: 'One image answers `predictions`; several (repeated `image` fields) answer `results`, one per image. Concurrent requests are batched.',
+    query: ClassifyParams,
+    body: { kind: 'image-upload', files: [{ name: 'image', maxCount: config.maxFilesPerRequest }], fields: ClassifyParams },
+    responses: { 200: { description: 'Predictions', content: { 'application/json': ClassifyResponse } } },
+    problems: [400, 404, 413, 415, 422, 503],
+  }, imageUpload(config, { fields: ['image'] }), async (req, res) => {
     const service = ctx.services.classify as ClassifyService;
     const p = parseParams(ClassifyParams, requestParams(req));
     const t0 = performance.now();
@@ -26,9 +35,9 @@ export function classifyRoutes(ctx: AppContext): Router {
     const names = req.images!.map((f) => f.filename);
     if (out.results.length === 1) {
       const [one] = out.results;
-      res.json({ model: out.model, weights: out.weights, predictions: one!.predictions, timing_ms: one!.timing_ms, batch_size: one!.batch_size });
+      res.json({ model: out.model, weights: out.weights, predictions: one!.predictions, timing_ms: one!.timing_ms, batch_size: one!.batch_size } satisfies z.input<typeof ClassifyResponse>);
     } else {
-      res.json({ model: out.model, weights: out.weights, results: out.results.map((x, i) => ({ image: i, filename: names[i], ...x })) });
+      res.json({ model: out.model, weights: out.weights, results: out.results.map((x, i) => ({ image: i, filename: names[i], ...x })) } satisfies z.input<typeof ClassifyResponse>);
     }
   });
   return r;

@@ -1,5 +1,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
+import { ImageResponses, KernelsResponse } from '../api-schemas.js';
+import { route } from '../api.js';
 import { chooseOutputFormat, contentTypeOf, decodeImage, encodeImage } from '../../image/io.js';
 import { filterImage } from '../../ops/filter.js';
 import { NAMED_KERNELS, resolveKernel } from '../../ops/kernels.js';
@@ -7,30 +9,40 @@ import type { AppContext } from '../context.js';
 import { parseParams, requestParams, zBool, zNumber } from '../params.js';
 import { imageUpload } from '../upload.js';
 
-const FilterParams = z.object({
-  kernel: z.union([z.string(), z.array(z.array(z.unknown()))]).optional(),
-  scale: zNumber.optional(),
-  offset: zNumber.optional(),
-  abs: zBool.optional(),
-  grayscale: zBool.optional(),
-  format: z.string().optional(),
+export const FilterParams = z.object({
+  kernel: z.union([z.string(), z.array(z.array(z.unknown()))]).optional().describe('a named kernel (GET /v1/kernels) or a JSON matrix, odd × odd up to CONVSERVE_MAX_KERNEL_SIZE'),
+  scale: zNumber.optional().describe("divisor; default the kernel's sum, or 1 when the entries sum to 0"),
+  offset: zNumber.optional().describe('added after scaling; default 0'),
+  abs: zBool.optional().describe('absolute value of the scaled response; default on for zero-sum kernels'),
+  grayscale: zBool.optional().describe('filter the luminance only (one-channel result)'),
+  format: z.string().optional().describe('png (default), jpeg or webp; without it the Accept header decides'),
 });
 
 export function filterRoutes(ctx: AppContext): Router {
   const r = Router();
   const { config } = ctx;
 
-  r.get('/v1/kernels', (_req, res) => {
+  route(r, {
+    method: 'get', path: '/v1/kernels', operationId: 'listKernels', tags: ['filter'], summary: 'The named kernels with their matrices, and the custom-kernel limits',
+    responses: { 200: { description: 'Kernels', content: { 'application/json': KernelsResponse } } },
+  }, (_req, res) => {
     res.json({
       kernels: Object.entries(NAMED_KERNELS).map(([name, k]) => {
         const resolved = resolveKernel(name, 15);
         return { name, matrix: k.matrix, scale: resolved.scale, zero_sum: Math.abs(resolved.sum) < 1e-12, description: k.description };
       }),
       custom: { max_size: config.maxKernelSize, sizes: 'odd × odd, 1…' + config.maxKernelSize },
-    });
+    } satisfies z.input<typeof KernelsResponse>);
   });
 
-  r.post('/v1/filter', imageUpload(config, { fields: ['image'] }), async (req, res) => {
+  route(r, {
+    method: 'post', path: '/v1/filter', operationId: 'filter', tags: ['filter'], summary: 'Convolve an image with a named or custom kernel',
+    description: 'Cross-correlation (like Keras Conv2D) in floating point by libvips; borders replicated; result truncated to 0…255.',
+    query: FilterParams,
+    body: { kind: 'image-upload', files: [{ name: 'image' }], fields: FilterParams },
+    responses: { 200: { description: 'The filtered image', content: ImageResponses, headers: { 'X-Convserve-Kernel': 'JSON: the kernel, scale, offset and abs actually applied' } } },
+    problems: [400, 413, 415, 422],
+  }, imageUpload(config, { fields: ['image'] }), async (req, res) => {
     const p = parseParams(FilterParams, requestParams(req));
     const kernel = resolveKernel(p.kernel, config.maxKernelSize);
     const format = chooseOutputFormat(p.format, req.headers.accept);

@@ -1,0 +1,112 @@
+// Response schemas of the JSON API (zod). Handlers type their bodies against these (`satisfies z.input<…>`),
+// /openapi.json is generated from them, and test/openapi.test.ts validates real responses against the result.
+import { z } from 'zod';
+import { Manifest, PreprocessingMode, Provenance } from '../models/manifest.js';
+import { JOB_STATUSES } from '../jobs/store.js';
+
+export const HealthResponse = z.object({ status: z.literal('ok'), uptime_s: z.number().int() });
+
+const TaskState = z.object({ state: z.enum(['pending', 'done', 'failed']), error: z.string().optional() });
+export const ReadyResponse = z.object({
+  status: z.enum(['ready', 'not-ready']),
+  ready: z.boolean(),
+  tasks: z.record(z.string(), TaskState),
+  checks: z.record(z.string(), z.string()),
+});
+
+export const KernelsResponse = z.object({
+  kernels: z.array(z.object({
+    name: z.string(),
+    matrix: z.array(z.array(z.number())),
+    scale: z.number(),
+    zero_sum: z.boolean(),
+    description: z.string(),
+  })),
+  custom: z.object({ max_size: z.number().int(), sizes: z.string() }),
+});
+
+export const WeightsInfoSchema = z.object({
+  provenance: Provenance,
+  untrained: z.boolean().describe('true for synthetic (seeded random) weights: predictions are meaningless'),
+  source: z.string().optional(),
+  note: z.string().optional(),
+}).meta({ id: 'WeightsInfo' });
+
+export const ModelInfo = z.object({
+  name: z.string(),
+  status: z.enum(['ready', 'loading', 'missing', 'downloading', 'error']),
+  architecture: z.string().optional(),
+  task: z.enum(['classification', 'features']).optional(),
+  input: Manifest.shape.input.optional(),
+  classes: z.number().int().optional(),
+  preprocessing: PreprocessingMode.optional(),
+  weights: WeightsInfoSchema.optional(),
+  created_at: z.string().optional(),
+  percent: z.number().optional(),
+  error: z.string().optional(),
+  install: z.array(z.string()).optional().describe('commands that install a missing model'),
+  engine: z.object({ state: z.enum(['loading', 'loaded', 'failed']), load_ms: z.number().optional(), error: z.string().optional() }).optional(),
+}).meta({ id: 'ModelInfo' });
+
+export const ModelsResponse = z.object({ models: z.array(ModelInfo) });
+
+const Prediction = z.object({ index: z.number().int(), wnid: z.string().optional(), label: z.string(), probability: z.number() }).meta({ id: 'Prediction' });
+const Timing = z.object({ decode: z.number(), preprocess: z.number(), queue: z.number(), infer: z.number() });
+
+export const ClassifySingleResponse = z.object({
+  model: z.string(),
+  weights: WeightsInfoSchema,
+  predictions: z.array(Prediction),
+  timing_ms: Timing,
+  batch_size: z.number().int(),
+});
+export const ClassifyManyResponse = z.object({
+  model: z.string(),
+  weights: WeightsInfoSchema,
+  results: z.array(z.object({ image: z.number().int(), filename: z.string().optional(), predictions: z.array(Prediction), timing_ms: Timing, batch_size: z.number().int() })),
+});
+export const ClassifyResponse = z.union([ClassifySingleResponse, ClassifyManyResponse]);
+
+export const ProgressSchema = z.object({
+  step: z.number().int(),
+  total: z.number().int(),
+  fraction: z.number(),
+  message: z.string(),
+  metrics: z.record(z.string(), z.number()),
+  step_ms: z.number().optional(),
+  eta_s: z.number().optional(),
+}).meta({ id: 'Progress' });
+
+const JobLinks = z.object({ self: z.string(), events: z.string(), result: z.string(), cancel: z.string() });
+const JobStatusSchema = z.enum(JOB_STATUSES as [string, ...string[]]);
+
+export const JobViewSchema = z.object({
+  id: z.string(),
+  kind: z.string(),
+  status: JobStatusSchema,
+  progress: ProgressSchema,
+  created_at: z.string(),
+  started_at: z.string().nullable(),
+  finished_at: z.string().nullable(),
+  error: z.object({ type: z.string(), detail: z.string() }).optional(),
+  result: z.object({ url: z.string(), content_type: z.string() }).optional(),
+  previews: z.array(z.string()),
+  params: z.unknown(),
+  queue_position: z.number().int().optional(),
+  links: JobLinks,
+}).meta({ id: 'Job' });
+
+export const JobListResponse = z.object({ jobs: z.array(JobViewSchema) });
+export const JobSubmittedResponse = z.object({ id: z.string(), kind: z.string(), status: JobStatusSchema, links: JobLinks });
+export const JobKindsResponse = z.object({
+  kinds: z.array(z.object({
+    name: z.string(),
+    description: z.string(),
+    inputs: z.array(z.object({ name: z.string(), required: z.boolean(), max_count: z.number().int() })),
+    submit: z.string(),
+  })),
+});
+
+export const SamplesResponse = z.object({ samples: z.array(z.object({ name: z.string(), url: z.string(), bytes: z.number().int() })) });
+
+export const ImageResponses = { 'image/png': 'binary', 'image/jpeg': 'binary', 'image/webp': 'binary' } as const;
