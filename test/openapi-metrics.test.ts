@@ -119,6 +119,8 @@ describe('OpenAPI description and Prometheus metrics', () => {
     await call('post', '/v1/filter', '/v1/filter', { body: 'text', headers: { 'Content-Type': 'text/plain' } });
 
     await call('get', '/v1/models', '/v1/models');
+    const reloaded = await call('post', '/v1/models/reload', '/v1/models/reload');
+    assert.ok(reloaded.body.models.some((m: any) => m.name === 'vgg19'));
     if (spec.paths['/v1/models/reload']) await call('post', '/v1/models/reload', '/v1/models/reload');
     const one = await call('post', '/v1/classify', '/v1/classify?model=vgg19&top=3', image());
     assert.equal(one.body.predictions.length, 3);

@@ -1,12 +1,19 @@
 // The committed models/mnist-cnn folder: its model.onnx, run in onnxruntime-node, classifies the 2,000 held-out
-// digits of the fixed split at ≥ 98 % (computed here, not read from the manifest), and the folder honours the
-// model-folder contract (manifest, checksums, labels, report).
+// digits of the fixed split at ≥ 98 % (computed here, not read from the manifest) — directly and through the HTTP
+// service (digits uploaded as PNGs) — and the folder honours the model-folder contract (manifest, checksums,
+// labels, report).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
+import sharp from 'sharp';
+import { inferencePlugin } from '../src/server/inference-plugin.js';
+import { startService } from '../src/server/service.js';
+import { testConfig } from './helpers/app.js';
 import { mnistTestSet, MNIST_SPLIT_SEED } from '../src/train/mnist.js';
 import { ORT_SESSION_OPTIONS } from '../src/train/export-onnx.js';
 import { readLabels, readManifest } from '../src/models/manifest.js';
@@ -65,4 +72,43 @@ test('committed models/mnist-cnn folder contract', () => {
   assert.equal((report.test.confusion as number[][]).flat().reduce((a: number, b: number) => a + b, 0), 2000);
   assert.ok(Number(report.onnx_max_abs_diff) <= 1e-5);
   assert.ok(readFileSync(dir + 'report.png').subarray(1, 4).toString() === 'PNG');
+});
+
+test('committed models/mnist-cnn classifies the 2,000 held-out digits through HTTP (POST /v1/classify?model=mnist-cnn, 100 PNGs per request) at ≥ 98 %', async (t) => {
+  // A models dir with only the committed model (whatever else ./models holds on this machine stays out).
+  const modelsDir = mkdtempSync(join(tmpdir(), 'convserve-mnist-http-'));
+  cpSync(dir, join(modelsDir, 'mnist-cnn'), { recursive: true });
+  const svc = await startService({ config: testConfig({ modelsDir, maxFilesPerRequest: 100, maxBatch: 64, batchWaitMs: 2 }), plugins: [inferencePlugin()] });
+  try {
+    const digits = mnistTestSet();
+    // Each digit as an 8-bit greyscale PNG, MNIST polarity (white on black): what a client would upload.
+    const pngs = await Promise.all(Array.from({ length: digits.n }, (_, i) => {
+      const raw = Buffer.alloc(784);
+      for (let p = 0; p < 784; p++) raw[p] = Math.round(digits.x[i * 784 + p]! * 255);
+      return sharp(raw, { raw: { width: 28, height: 28, channels: 1 } }).png().toBuffer();
+    }));
+    const per = 100;
+    let correct = 0;
+    let sent = 0;
+    const send = async (s: number) => {
+      const form = new FormData();
+      for (let i = s; i < Math.min(s + per, digits.n); i++) form.append('image', new Blob([pngs[i]!], { type: 'image/png' }), `digit-${i}.png`);
+      const res = await fetch(`${svc.url}/v1/classify?model=mnist-cnn&top=1`, { method: 'POST', body: form });
+      const body = await res.json() as { model: string; results: { image: number; predictions: { label: string }[] }[] };
+      assert.equal(res.status, 200, JSON.stringify(body).slice(0, 300));
+      assert.equal(body.model, 'mnist-cnn');
+      body.results.forEach((r, k) => {
+        sent++;
+        if (r.predictions[0]!.label === String(digits.y[s + k])) correct++;
+      });
+    };
+    const starts = Array.from({ length: Math.ceil(digits.n / per) }, (_, k) => k * per);
+    for (let k = 0; k < starts.length; k += 2) await Promise.all(starts.slice(k, k + 2).map(send)); // two requests in flight
+    const acc = correct / sent;
+    t.diagnostic(`HTTP accuracy: ${acc} (${correct}/${sent})`);
+    assert.equal(sent, 2000);
+    assert.ok(acc >= 0.98, `HTTP accuracy ${acc}`);
+  } finally {
+    await svc.shutdown();
+  }
 });

@@ -7,6 +7,9 @@ import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { Engine } from '../engine/engine.js';
 import { synthesizeModel } from '../models/synth.js';
+import { addDreamLoss } from '../ops/dream.js';
+import { IMAGE_GRAD, IMAGE_INPUT, buildForwardModel, buildGradientModel, scalarTensor } from '../ops/grad-session.js';
+import { RECIPES, addStyleLoss, addTargetOutputs } from '../ops/style.js';
 import type { Logger } from '../util/logger.js';
 
 export interface BenchContext {
@@ -128,9 +131,87 @@ async function onemegapixelJpeg(): Promise<Buffer> {
   return base.resize(1155, 866, { fit: 'fill' }).jpeg({ quality: 90 }).toBuffer();
 }
 
+/**
+ * style_step_512, as torch_peer.py: VGG19 → relu5_1 on 1×3×512×512, Gram style loss on relu1_1…relu5_1
+ * (block1_conv1…block5_conv1) 1e-6·Σ(G−A)²/(4c²n²), content 2.5e-8·Σ(relu4_2 − target)², TV
+ * 1e-6·Σ(dx²+dy²)^1.25, backward to the image = the `gatys` recipe of src/ops/style.ts. Targets from a
+ * random image (forward session, untimed); each timed run = forward + loss + input gradient, fetching only
+ * `loss` and `input_grad`.
+ */
+const styleStep: Workload = {
+  name: 'style_step_512',
+  description: 'VGG19 to relu5_1, 1x3x512x512: Gatys Gram style loss (relu1_1..relu5_1) + content (relu4_2) + TV, forward + backward to the image',
+  async run(ctx) {
+    const modelPath = await benchModel(ctx, 'vgg19');
+    const shape = [1, 3, 512, 512];
+    const engine = new Engine({ workers: 1, threads: ctx.threads, taskTimeoutMs: 600_000, logger: ctx.logger });
+    await engine.start();
+    try {
+      const t0 = performance.now();
+      const gradBytes = buildGradientModel(modelPath, (b) => addStyleLoss(b, 'gatys'));
+      const buildMs = performance.now() - t0;
+      const info = await engine.load('style_step', { bytes: gradBytes });
+      await engine.load('style_targets', { bytes: buildForwardModel(modelPath, (b) => addTargetOutputs(b, 'gatys')) });
+      const spec = RECIPES.gatys;
+      const names = [...spec.styleLayers.map((_, i) => `gram_${i}`), spec.contentLayer];
+      const t = await engine.run('style_targets', { [IMAGE_INPUT]: { dims: shape, data: randomInput(shape) } }, { fetches: names });
+      await engine.unload('style_targets');
+      const x = randomInput(shape);
+      const feeds = () => {
+        const f: Record<string, { dims: number[]; data: Float32Array }> = {
+          [IMAGE_INPUT]: { dims: shape, data: x.slice() },
+          content_target: { dims: t.outputs[spec.contentLayer]!.dims, data: t.outputs[spec.contentLayer]!.data.slice() },
+          content_weight: scalarTensor(spec.weights.content), style_weight: scalarTensor(spec.weights.style), tv_weight: scalarTensor(spec.weights.tv),
+        };
+        spec.styleLayers.forEach((_, i) => { f[`style_target_${i}`] = { dims: t.outputs[`gram_${i}`]!.dims, data: t.outputs[`gram_${i}`]!.data.slice() }; });
+        return f;
+      };
+      const times = await timeIt(ctx.reps, () => engine.run('style_step', feeds(), { priority: 'job', fetches: ['loss', IMAGE_GRAD] }));
+      return { shape, times, extra: { graph_build_ms: Math.round(buildMs), session_load_ms: Math.round(info.loadMs) } };
+    } finally {
+      await engine.stop();
+    }
+  },
+};
+
+/**
+ * dream_step_512, as torch_peer.py: InceptionV3 → mixed7 on 1×3×512×512, loss Σ coeff·mean(act²) over
+ * mixed4…mixed7 (1, 1.5, 2, 2.5; no border crop), backward to the image.
+ */
+const dreamStep: Workload = {
+  name: 'dream_step_512',
+  description: 'InceptionV3 to mixed7, 1x3x512x512: sum of coeff*mean(act^2) over mixed4..mixed7, forward + backward to the image',
+  async run(ctx) {
+    const modelPath = await benchModel(ctx, 'inception_v3');
+    const shape = [1, 3, 512, 512];
+    const layers = ['mixed4', 'mixed5', 'mixed6', 'mixed7'];
+    const coeffs = [1, 1.5, 2, 2.5];
+    const engine = new Engine({ workers: 1, threads: ctx.threads, taskTimeoutMs: 600_000, logger: ctx.logger });
+    await engine.start();
+    try {
+      const t0 = performance.now();
+      const bytes = buildGradientModel(modelPath, (b) => addDreamLoss(b, { layers, crop: 0 }));
+      const buildMs = performance.now() - t0;
+      const info = await engine.load('dream_step', { bytes });
+      const x = randomInput(shape);
+      const feeds = () => {
+        const f: Record<string, { dims: number[]; data: Float32Array }> = { [IMAGE_INPUT]: { dims: shape, data: x.slice() } };
+        coeffs.forEach((c, k) => { f[`coeff_${k}`] = scalarTensor(c); });
+        return f;
+      };
+      const times = await timeIt(ctx.reps, () => engine.run('dream_step', feeds(), { priority: 'job', fetches: ['loss', IMAGE_GRAD] }));
+      return { shape, times, extra: { graph_build_ms: Math.round(buildMs), session_load_ms: Math.round(info.loadMs) } };
+    } finally {
+      await engine.stop();
+    }
+  },
+};
+
 export const WORKLOADS: Workload[] = [
   forwardWorkload('classify_vgg19', 'vgg19', [1, 3, 224, 224], 'VGG19 with its classifier, 1x3x224x224, forward only'),
   forwardWorkload('classify_vgg19_b8', 'vgg19', [8, 3, 224, 224], 'the same at batch 8 (time per batch)'),
   forwardWorkload('classify_inception_v3', 'inception_v3', [1, 3, 299, 299], 'InceptionV3 with its classifier, 1x3x299x299, forward only'),
   httpClassify,
+  styleStep,
+  dreamStep,
 ];

@@ -9,5 +9,7 @@ export async function extraCommands(): Promise<RegisterCommands[]> {
   const { registerClassifyCommand } = await import('./classify.js');
   const { registerModelsCommands } = await import('./models.js');
   const { registerTrainCommands } = await import('./train.js');
-  return [registerClassifyCommand, registerModelsCommands, registerJobsCommands, registerTrainCommands];
+  const { registerGradientOpCommands } = await import('./gradient-ops.js');
+  const { registerDoctorCommand } = await import('./doctor.js');
+  return [registerClassifyCommand, registerModelsCommands, registerJobsCommands, registerTrainCommands, registerGradientOpCommands, registerDoctorCommand];
 }

@@ -1,9 +1,12 @@
 // `convserve train mnist [--epochs N] [--seed N] [--out DIR]`: trains the MNIST convnet in this process (never on an
 // HTTP thread: tfjs-node cannot load in a worker) with a Keras-like progress bar per epoch, and writes the model
 // folder (model.onnx, labels.json, manifest.json, report.json, report.png).
+// `convserve finetune --data DIR --base vgg19 --name NAME …`: fine-tunes an installed base on a folder of images
+// (src/train/finetune.ts; training runs in a child process) with the same progress printer.
 import { type Command, InvalidArgumentError } from 'commander';
 import cliProgress from 'cli-progress';
 import type { TrainProgress } from '../train/mnist.js';
+import type { FinetuneProgress } from '../train/finetune.js';
 
 function intOption(min: number) {
   return (value: string): number => {
@@ -14,15 +17,58 @@ function intOption(min: number) {
   };
 }
 
+function floatOption(min: number, max: number, inclusiveMin = false) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || (inclusiveMin ? n < min : n <= min) || n >= max) {
+      throw new InvalidArgumentError(`expected a number in ${inclusiveMin ? '[' : '('}${min}, ${max}), got '${value}'`);
+    }
+    return n;
+  };
+}
+
 const f4 = (v: number) => v.toFixed(4);
 
-/** Renders training progress like Keras' fit(verbose=1) on a TTY, one line per epoch otherwise. */
-export function progressPrinter(out: NodeJS.WriteStream = process.stdout): (p: TrainProgress) => void {
+/**
+ * Renders training progress like Keras' fit(verbose=1) on a TTY, one line per epoch otherwise. Understands both
+ * `train mnist` (TrainProgress) and `finetune` (FinetuneProgress) events.
+ */
+export function progressPrinter(out: NodeJS.WriteStream = process.stdout): (p: TrainProgress | FinetuneProgress) => void {
   const tty = Boolean(out.isTTY);
   let bar: cliProgress.SingleBar | undefined;
+  let lastFeatureLine = 0;
   return (p) => {
     switch (p.type) {
+      case 'scan':
+        out.write(`data: ${p.classes.length} classes (${p.classes.join(', ')}), ${p.files} image files${p.nonImages ? `, ${p.nonImages} non-image file(s) skipped` : ''} [${p.layout}]\n`);
+        break;
+      case 'skipped':
+        out.write(`skipped ${p.file}: ${p.reason}\n`);
+        break;
+      case 'features': {
+        const now = Date.now();
+        if (p.done < p.total && now - lastFeatureLine < 2000) break;
+        lastFeatureLine = now;
+        out.write(`features (${p.what}): ${p.done}/${p.total} images, ${p.imagesPerSecond.toFixed(1)} img/s${p.done === p.total ? `, ${p.seconds.toFixed(1)} s${p.cached ? ' — cached for every epoch' : ''}` : ''}\n`);
+        break;
+      }
+      case 'stage':
+        out.write(`stage ${p.stage}: ${p.description}; ${p.trainable.toLocaleString('en-US')} trainable parameters, Adam lr ${p.learningRate.toExponential(1)}, up to ${p.epochs} epochs of ${p.steps} steps\n`);
+        break;
+      case 'early-stop':
+        out.write(`early stopping: validation loss has not improved for ${p.patience} epochs; restoring the weights of epoch ${p.bestEpoch}\n`);
+        break;
+      case 'evaluate':
+        out.write(`validation accuracy ${(p.accuracy * 100).toFixed(2)} % (loss ${f4(p.loss)}) on ${p.images} images\n`);
+        break;
       case 'start': {
+        if ('classes' in p) {
+          const tried = p.backend.tried.map((t) => `${t.name}${t.ok ? ' ✓' : ' ✗'}`).join(', ');
+          out.write(`backend: ${p.backend.backend} (tried ${tried})\n`);
+          out.write(`base ${p.base} (${p.architecture}) cut at ${p.cut}; train ${p.train} / validation ${p.val} images${p.skipped ? `, ${p.skipped} file(s) skipped` : ''}, batch ${p.batchSize}\n`);
+          if (p.augment) out.write('augmentation on: training features are recomputed every epoch (they cannot be cached)\n');
+          break;
+        }
         const tried = p.backend.tried.map((t) => `${t.name}${t.ok ? ' ✓' : ' ✗'}`).join(', ');
         out.write(`backend: ${p.backend.backend} (tried ${tried})\n`);
         out.write(`train ${p.train} / validation ${p.val} / test ${p.test} digits, ${p.epochs} epochs of ${p.steps} steps (batch ${p.batchSize})\n`);
@@ -44,7 +90,7 @@ export function progressPrinter(out: NodeJS.WriteStream = process.stdout): (p: T
         break;
       }
       case 'epoch': {
-        const val = ` - val_loss: ${f4(p.val_loss)} - val_accuracy: ${f4(p.val_acc)} - ${p.seconds.toFixed(1)}s - lr ${p.lr.toExponential(2)}${p.best ? ' *' : ''}`;
+        const val = ` - val_loss: ${f4(p.val_loss)} - val_accuracy: ${f4(p.val_acc)} - ${p.seconds < 10 ? p.seconds.toFixed(2) : p.seconds.toFixed(1)}s - lr ${p.lr.toExponential(2)}${p.best ? ' *' : ''}`;
         if (bar) {
           bar.update({ loss: f4(p.loss), acc: f4(p.acc), val });
           bar.stop();
@@ -61,7 +107,7 @@ export function progressPrinter(out: NodeJS.WriteStream = process.stdout): (p: T
         out.write(`exported ${p.dir} (ONNX vs tfjs max |Δ| ${p.maxAbsDiff.toExponential(2)})\n`);
         break;
       case 'done':
-        out.write(`done in ${p.seconds.toFixed(1)} s\n`);
+        out.write(`done in ${p.seconds.toFixed(1)} s${'valAccuracy' in p ? ` — serve it: POST /v1/models/reload (or SIGHUP), then POST /v1/classify?model=${p.dir.split(/[\\/]/).pop()}` : ''}\n`);
         break;
     }
   };
@@ -81,6 +127,42 @@ export function registerTrainCommands(program: Command): Command {
       const { trainMnist } = await import('../train/mnist.js');
       const r = await trainMnist({ epochs: opts.epochs, seed: opts.seed, out: opts.out, limit: opts.limit, onProgress: progressPrinter() });
       r.model.dispose();
+    });
+  program
+    .command('finetune')
+    .description('fine-tune an installed VGG19/InceptionV3 on a folder of images (one sub-folder per class) and export models/NAME')
+    .requiredOption('--data <dir>', 'dataset folder: one sub-folder per class, or train/ and val/ with class sub-folders')
+    .requiredOption('--base <model>', 'installed base model (architecture vgg19 or inception_v3, with or without top)')
+    .requiredOption('--name <name>', 'name of the new model folder in the models directory')
+    .option('--epochs <n>', 'epochs of the head (early stopping on validation loss)', intOption(1), 20)
+    .option('--batch-size <n>', 'batch size', intOption(1), 32)
+    .option('--lr <x>', 'Adam learning rate of the head', floatOption(0, 1), 1e-3)
+    .option('--val-split <x>', 'fraction of each class held out for validation (class-folder layout)', floatOption(0, 1), 0.2)
+    .option('--augment', 'random flips, crops and rotations of the training images (features are then recomputed every epoch)', false)
+    .option('--seed <n>', 'seed for the split, initialisation, order, augmentation and dropout', intOption(0), 42)
+    .option('--unfreeze-top', 'second stage: train the top block (VGG19 block5) with the head at a low learning rate', false)
+    .option('--unfreeze-epochs <n>', 'epochs of the second stage', intOption(1), 10)
+    .option('--unfreeze-lr <x>', 'Adam learning rate of the second stage', floatOption(0, 1), 1e-5)
+    .option('--patience <n>', 'early stopping: epochs without a lower validation loss', intOption(1), 5)
+    .option('--units <n>', 'units of the head\'s hidden dense layer', intOption(1), 256)
+    .option('--dropout <x>', 'dropout rate of the head', floatOption(0, 1, true), 0.5)
+    .option('--models-dir <dir>', 'models directory (default CONVSERVE_MODELS_DIR or ./models)')
+    .option('--json', 'print the result as JSON (no progress output)', false)
+    .action(async (o: {
+      data: string; base: string; name: string; epochs: number; batchSize: number; lr: number; valSplit: number; augment: boolean; seed: number;
+      unfreezeTop: boolean; unfreezeEpochs: number; unfreezeLr: number; patience: number; units: number; dropout: number; modelsDir?: string; json: boolean;
+    }) => {
+      const { finetune } = await import('../train/finetune.js');
+      const printer = o.json ? undefined : progressPrinter();
+      const r = await finetune({
+        data: o.data, base: o.base, name: o.name, modelsDir: o.modelsDir, epochs: o.epochs, batchSize: o.batchSize, learningRate: o.lr,
+        valSplit: o.valSplit, augment: o.augment, seed: o.seed, unfreezeTop: o.unfreezeTop, unfreezeEpochs: o.unfreezeEpochs,
+        unfreezeLearningRate: o.unfreezeLr, patience: o.patience, units: o.units, dropout: o.dropout, onProgress: printer,
+      });
+      if (o.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+      else {
+        process.stdout.write(`model ${r.name} written to ${r.dir} (validation accuracy ${(r.validation.accuracy * 100).toFixed(2)} %, ONNX vs tfjs max |Δ| ${r.onnxMaxAbsDiff.toExponential(2)}); report: ${r.dir}/report.json, report.png\n`);
+      }
     });
   return train;
 }

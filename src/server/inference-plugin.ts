@@ -1,7 +1,8 @@
 // The inference side of the service: model registry, ORT engine (worker threads), model provider,
-// classification with request batching; routes /v1/models and /v1/classify; SIGHUP rescans the models
-// directory; optional background download of the official weights.
+// classification with request batching; routes /v1/models and /v1/classify; SIGHUP and POST /v1/models/reload
+// rescan the models directory; optional background download of the official weights.
 import { Router } from 'express';
+import { z } from 'zod';
 import { Engine } from '../engine/engine.js';
 import { EngineModelProvider } from '../models/provider.js';
 import { KNOWN_MODELS } from '../models/official.js';
@@ -12,6 +13,7 @@ import type { Config } from '../config.js';
 import type { Logger } from '../util/logger.js';
 import type { AppContext } from './context.js';
 import { classifyRoutes } from './routes/classify.js';
+import { route } from './api.js';
 import type { ServicePlugin } from './service.js';
 
 export interface InferenceServices {
@@ -34,6 +36,44 @@ export function createInferenceServices(config: Config, logger: Logger): Inferen
   const classifier = new Classifier(engine, { maxBatch: config.maxBatch, batchWaitMs: config.batchWaitMs }, config.engineWorkers);
   const classify = new ClassifyService(models, classifier, config.defaultModel);
   return { registry, engine, models, classifier, classify };
+}
+
+export const ReloadResponse = z.object({
+  added: z.array(z.string()).describe('models that appeared'),
+  changed: z.array(z.string()).describe('models whose folder was replaced (reloaded if they were loaded)'),
+  removed: z.array(z.string()).describe('models that disappeared'),
+  models: z.array(z.object({
+    name: z.string(),
+    status: z.string(),
+    error: z.string().optional(),
+    engine: z.object({ state: z.enum(['loading', 'loaded', 'failed']), load_ms: z.number().optional(), error: z.string().optional() }).optional(),
+  })),
+});
+
+/**
+ * Rescans the models directory (as SIGHUP does) and loads every ready model, new or changed; resolves when the
+ * loads have finished (or failed).
+ */
+export async function reloadModels(services: InferenceServices): Promise<z.infer<typeof ReloadResponse>> {
+  const { registry, models } = services;
+  const stamp = (e: { status: string; manifest?: { created_at: string } }) => `${e.status}|${e.manifest?.created_at ?? ''}`;
+  const before = new Map(registry.list().map((e) => [e.name, stamp(e)]));
+  registry.rescan();
+  await models.loadAllReady();
+  const after = registry.list();
+  const present = (s: string | undefined) => s !== undefined && !s.startsWith('missing|');
+  return {
+    added: after.filter((e) => !present(before.get(e.name)) && present(stamp(e))).map((e) => e.name),
+    changed: after.filter((e) => present(before.get(e.name)) && present(stamp(e)) && before.get(e.name) !== stamp(e)).map((e) => e.name),
+    removed: [...before.keys()].filter((n) => {
+      const now = registry.get(n);
+      return present(before.get(n)) && !(now && present(stamp(now)));
+    }),
+    models: after.map((e) => ({
+      name: e.name, status: e.status, ...(e.error ? { error: e.error } : {}),
+      ...(models.engineState(e.name) ? { engine: models.engineState(e.name) } : {}),
+    })),
+  };
 }
 
 export function inferencePlugin(): ServicePlugin {
@@ -98,6 +138,19 @@ export function inferencePlugin(): ServicePlugin {
             ...(models.engineState(e.name) ? { engine: models.engineState(e.name) } : {}),
           })),
         });
+      });
+      route(r, {
+        method: 'post', path: '/v1/models/reload', operationId: 'reloadModels', tags: ['classify'],
+        summary: 'Rescan the models directory and load new or changed models (same as SIGHUP)',
+        description: 'For a model written while the service runs (convserve finetune, models import/synth): answers when the new or replaced models are loaded.',
+        responses: { 200: { description: 'What changed, and every model\'s status', content: { 'application/json': ReloadResponse } } },
+      }, async (_req, res, next) => {
+        try {
+          ctx.logger.info('POST /v1/models/reload: rescanning the models directory');
+          res.json(await reloadModels(inferenceServices(ctx)));
+        } catch (e) {
+          next(e);
+        }
       });
       r.use(classifyRoutes(ctx));
       return r;

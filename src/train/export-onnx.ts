@@ -290,7 +290,14 @@ export interface ParityResult {
  */
 export async function compareOnnxWithTfjs(
   onnxModel: Uint8Array | string, model: tf.LayersModel, batchNhwc: tf.Tensor,
-  opts: { inputName?: string; outputName?: string } = {},
+  opts: {
+    inputName?: string; outputName?: string;
+    /**
+     * Feed for the ONNX model when it does not take the tfjs model's input: e.g. a fine-tuned model composed of a
+     * frozen base and a tfjs head gets the images (NCHW) while the tfjs head gets the base's features.
+     */
+    onnxInput?: ort.Tensor;
+  } = {},
 ): Promise<ParityResult> {
   const session = await ort.InferenceSession.create(onnxModel as Uint8Array, ORT_SESSION_OPTIONS);
   try {
@@ -298,7 +305,9 @@ export async function compareOnnxWithTfjs(
     const want = (await expected.data()) as Float32Array;
     expected.dispose();
     let feed: ort.Tensor;
-    if (batchNhwc.rank === 4) {
+    if (opts.onnxInput) {
+      feed = opts.onnxInput;
+    } else if (batchNhwc.rank === 4) {
       const [n, h, w, c] = batchNhwc.shape as [number, number, number, number];
       feed = new ort.Tensor('float32', nhwcToNchw((await batchNhwc.data()) as Float32Array, n, h, w, c), [n, c, h, w]);
     } else {

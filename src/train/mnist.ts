@@ -209,7 +209,7 @@ export function buildMnistModel(opts: MnistModelOptions): tf.Sequential {
 }
 
 /** Seeded dropout in tfjs repeats the same mask every call: give each batch its own seed. */
-function reseedDropout(model: tf.LayersModel, seed: number): void {
+export function reseedDropout(model: tf.LayersModel, seed: number): void {
   let k = 0;
   for (const l of model.layers) {
     if (l.getClassName() === 'Dropout') (l as unknown as { seed: number }).seed = (seed * 7919 + ++k * 104_729) % 2_147_483_647 || 1;
@@ -252,12 +252,12 @@ export function evaluate(model: tf.LayersModel, set: DigitSet, batch = 500): Eva
   return { loss: lossSum / set.n, accuracy: correct / set.n, confusion, predictions };
 }
 
-export function perClassMetrics(confusion: number[][]): { label: string; precision: number; recall: number; support: number }[] {
+export function perClassMetrics(confusion: number[][], labels?: string[]): { label: string; precision: number; recall: number; support: number }[] {
   return confusion.map((row, c) => {
     const tp = row[c]!;
     const support = row.reduce((a, b) => a + b, 0);
     const predicted = confusion.reduce((a, r) => a + r[c]!, 0);
-    return { label: String(c), precision: predicted ? tp / predicted : 0, recall: support ? tp / support : 0, support };
+    return { label: labels?.[c] ?? String(c), precision: predicted ? tp / predicted : 0, recall: support ? tp / support : 0, support };
   });
 }
 
@@ -579,14 +579,36 @@ function lineChart(
   return parts.join('\n');
 }
 
-/** Learning curves + confusion matrix as an SVG string. */
-export function reportSvg(history: EpochRecord[], confusion: number[][], bestEpoch: number, testAccuracy: number): string {
-  const W = 1200;
-  const H = 600;
+export interface ReportOptions {
+  /** Headline (default: `mnist-cnn — best epoch B, test accuracy A %`). */
+  title?: string;
+  /** Class names, one per confusion-matrix row (default "0", "1", …). */
+  labels?: string[];
+  /** Which set the confusion matrix counts (default 'test'). */
+  evalSet?: string;
+}
+
+const shortLabel = (s: string, max: number) => (s.length <= max ? s : `${s.slice(0, Math.max(1, max - 1))}…`);
+
+/** Learning curves + confusion matrix (any number of classes, named by `opts.labels`) as an SVG string. */
+export function reportSvg(history: EpochRecord[], confusion: number[][], bestEpoch: number, testAccuracy: number, opts: ReportOptions = {}): string {
+  const n = confusion.length;
+  const labels = opts.labels ?? Array.from({ length: n }, (_, i) => String(i));
+  if (labels.length !== n) throw new Error(`reportSvg: ${labels.length} labels for a ${n}-class confusion matrix`);
+  const longest = Math.max(1, ...labels.map((l) => l.length));
+  const cell = Math.max(14, Math.min(42, Math.floor(440 / Math.max(n, 1))));
+  const labelChars = Math.min(longest, 14);
+  const labelPx = Math.min(longest > 2 ? 7 * labelChars + 8 : 18, 110);
+  const cx = 560 + Math.max(0, labelPx - 18);
+  const cy = 80 + (longest > 2 ? Math.min(labelPx, 90) + 20 : 0);
+  const W = Math.max(1200, cx + n * cell + 40);
+  const H = Math.max(600, cy + n * cell + 60);
+  const font = Math.max(8, Math.min(13, Math.floor(cell * 0.32)));
   const parts: string[] = [];
   parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="DejaVu Sans, Arial, sans-serif">`);
   parts.push(`<rect width="${W}" height="${H}" fill="white"/>`);
-  parts.push(`<text x="20" y="28" font-size="18" font-weight="bold">mnist-cnn — best epoch ${bestEpoch}, test accuracy ${(testAccuracy * 100).toFixed(2)} %</text>`);
+  const title = opts.title ?? `mnist-cnn — best epoch ${bestEpoch}, test accuracy ${(testAccuracy * 100).toFixed(2)} %`;
+  parts.push(`<text x="20" y="28" font-size="18" font-weight="bold">${esc(title)}</text>`);
   parts.push(lineChart(70, 80, 330, 190, 'loss', [
     { name: 'loss', color: '#1f77b4', values: history.map((h) => h.loss) },
     { name: 'val_loss', color: '#ff7f0e', values: history.map((h) => h.val_loss), dash: true },
@@ -596,33 +618,38 @@ export function reportSvg(history: EpochRecord[], confusion: number[][], bestEpo
     { name: 'val_accuracy', color: '#ff7f0e', values: history.map((h) => h.val_acc), dash: true },
   ], bestEpoch, (v) => v.toFixed(3), 'bottom', [0, 1]));
   // confusion matrix
-  const cx = 560;
-  const cy = 80;
-  const cell = 42;
   const max = Math.max(1, ...confusion.flatMap((r, i) => r.filter((_, j) => j !== i)));
   const diagMax = Math.max(1, ...confusion.map((r, i) => r[i]!));
-  parts.push(`<text x="${cx + 5 * cell}" y="${cy - 30}" font-size="16" font-weight="bold" text-anchor="middle">confusion matrix (test set)</text>`);
-  parts.push(`<text x="${cx + 5 * cell}" y="${cy - 10}" font-size="12" text-anchor="middle">predicted</text>`);
-  parts.push(`<text x="${cx - 34}" y="${cy + 5 * cell}" font-size="12" text-anchor="middle" transform="rotate(-90 ${cx - 34} ${cy + 5 * cell})">true</text>`);
-  for (let i = 0; i < 10; i++) {
-    parts.push(`<text x="${cx - 10}" y="${cy + i * cell + cell / 2 + 5}" font-size="13" text-anchor="end">${i}</text>`);
-    parts.push(`<text x="${cx + i * cell + cell / 2}" y="${cy + 10 * cell + 18}" font-size="13" text-anchor="middle">${i}</text>`);
-    for (let j = 0; j < 10; j++) {
+  const mid = cx + (n * cell) / 2;
+  parts.push(`<text x="${mid}" y="${cy - (longest > 2 ? Math.min(labelPx, 90) + 30 : 30)}" font-size="16" font-weight="bold" text-anchor="middle">confusion matrix (${esc(opts.evalSet ?? 'test')} set)</text>`);
+  parts.push(`<text x="${mid}" y="${cy - (longest > 2 ? Math.min(labelPx, 90) + 10 : 10)}" font-size="12" text-anchor="middle">predicted</text>`);
+  const tx = cx - labelPx - 16;
+  parts.push(`<text x="${tx}" y="${cy + (n * cell) / 2}" font-size="12" text-anchor="middle" transform="rotate(-90 ${tx} ${cy + (n * cell) / 2})">true</text>`);
+  for (let i = 0; i < n; i++) {
+    const lab = esc(shortLabel(labels[i]!, labelChars));
+    parts.push(`<text x="${cx - 6}" y="${cy + i * cell + cell / 2 + 4}" font-size="${font}" text-anchor="end">${lab}</text>`);
+    if (longest > 2) {
+      const x = cx + i * cell + cell / 2 + 4;
+      parts.push(`<text x="${x}" y="${cy - 6}" font-size="${font}" text-anchor="start" transform="rotate(-60 ${x} ${cy - 6})">${lab}</text>`);
+    } else {
+      parts.push(`<text x="${cx + i * cell + cell / 2}" y="${cy + n * cell + 18}" font-size="${font}" text-anchor="middle">${lab}</text>`);
+    }
+    for (let j = 0; j < n; j++) {
       const v = confusion[i]![j]!;
       const frac = i === j ? v / diagMax : v / max;
       const color = i === j
         ? `rgb(${Math.round(255 - 200 * frac)},${Math.round(255 - 120 * frac)},${Math.round(255 - 200 * frac)})`
         : v === 0 ? 'rgb(250,250,250)' : `rgb(255,${Math.round(230 - 160 * frac)},${Math.round(230 - 160 * frac)})`;
       parts.push(`<rect x="${cx + j * cell}" y="${cy + i * cell}" width="${cell}" height="${cell}" fill="${color}" stroke="#ccc"/>`);
-      if (v > 0) parts.push(`<text x="${cx + j * cell + cell / 2}" y="${cy + i * cell + cell / 2 + 5}" font-size="13" text-anchor="middle">${v}</text>`);
+      if (v > 0 && cell >= 18) parts.push(`<text x="${cx + j * cell + cell / 2}" y="${cy + i * cell + cell / 2 + 4}" font-size="${font}" text-anchor="middle">${v}</text>`);
     }
   }
   parts.push('</svg>');
   return parts.join('\n');
 }
 
-export async function renderReportPng(history: EpochRecord[], confusion: number[][], bestEpoch: number, testAccuracy: number): Promise<Buffer> {
-  return sharp(Buffer.from(reportSvg(history, confusion, bestEpoch, testAccuracy))).png().toBuffer();
+export async function renderReportPng(history: EpochRecord[], confusion: number[][], bestEpoch: number, testAccuracy: number, opts: ReportOptions = {}): Promise<Buffer> {
+  return sharp(Buffer.from(reportSvg(history, confusion, bestEpoch, testAccuracy, opts))).png().toBuffer();
 }
 
 /** Reads report.json from a model folder (for tests and the CLI). */

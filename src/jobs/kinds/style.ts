@@ -1,0 +1,202 @@
+// style: neural style transfer on a VGG19-architecture model (POST /v1/style, fields `content` (one) and
+// `style` (one or more)). One job step = one loss+gradient evaluation (for L-BFGS a line-search trial; an
+// L-BFGS iteration takes one evaluation when the unit step is accepted, which is the usual case after the
+// first few). Style targets (Gram matrices) and the content target are computed once in init() by a
+// forward-only session and kept in the job state (checkpoints carry them: resume does not recompute them).
+import { z } from 'zod';
+import type { Config } from '../../config.js';
+import type { RawImage } from '../../image/io.js';
+import { Prng } from '../../models/synth.js';
+import { gradServices, modelStamp, requireModel } from '../../ops/grad-session.js';
+import { type Optimizer, createOptimizer, deserializeOptimizer } from '../../ops/optim.js';
+import {
+  RECIPES, type StyleRecipe, type StyleTargets, blendLossOffset, computeTargets, evaluateStyle, perLayerStyleWeight, styleSessions,
+} from '../../ops/style.js';
+import { type Chw, bytesOf, deprocess, floatsOf, keepChroma, preprocess, resizeRaw, toRgb } from '../../ops/tensor-image.js';
+import { zBool } from '../../server/params.js';
+import { badRequest, tooLarge } from '../../util/problem.js';
+import { type JobContext, type JobInputs, defineJobKind } from '../kind.js';
+
+export const STYLE_MAX_IMAGES = 8;
+/**
+ * Default evaluations: 40 keeps the default job (400 px rows, VGG19, L-BFGS) under 3 minutes on the shared
+ * 2-core machine (measured 2.4–3.3 s per evaluation at 400×600 under other developers' load; ≈1 s idle).
+ */
+export const STYLE_DEFAULT_ITERATIONS = 40;
+export const STYLE_MAX_SIZE = 2048;
+export const STYLE_MIN_SIZE = 32;
+const MODEL_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+const weight = z.coerce.number().min(0).max(1e12);
+
+const numberList = z.string().transform((s, c) => {
+  const xs = s.split(',').map((x) => Number(x.trim()));
+  if (xs.length === 0 || xs.length > STYLE_MAX_IMAGES || xs.some((x) => !Number.isFinite(x) || x < 0)) {
+    c.addIssue({ code: 'custom', message: `1 to ${STYLE_MAX_IMAGES} non-negative numbers, comma-separated` });
+    return z.NEVER;
+  }
+  if (xs.every((x) => x === 0)) { c.addIssue({ code: 'custom', message: 'at least one weight must be positive' }); return z.NEVER; }
+  return xs;
+});
+
+export function styleParamsSchema(config: Config) {
+  return z.object({
+    model: z.string().regex(MODEL_NAME, 'a model name').default('vgg19'),
+    recipe: z.enum(['keras', 'gatys']).default('keras'),
+    content_weight: weight.optional(),
+    style_weight: weight.optional(),
+    tv_weight: weight.optional(),
+    /** Loss+gradient evaluations (job steps). */
+    iterations: z.coerce.number().int().min(1).max(config.maxJobIterations).default(STYLE_DEFAULT_ITERATIONS),
+    /** Rows of the working image (keras-io img_nrows); columns = int(width·size/height). */
+    size: z.coerce.number().int().min(STYLE_MIN_SIZE).max(STYLE_MAX_SIZE).default(400),
+    init: z.enum(['content', 'noise']).default('content'),
+    seed: z.coerce.number().int().min(0).max(2 ** 31 - 1).default(0),
+    optimizer: z.enum(['lbfgs', 'adam', 'sgd']).default('lbfgs'),
+    /** adam (default 5, caffe pixel units) / sgd (default 100, decayed 0.96 per 100 steps as keras-io). */
+    lr: z.coerce.number().positive().max(1e6).optional(),
+    style_weights: numberList.optional(),
+    /** Style images are resized to style_scale × the working size (keras-io: 1, the same size). */
+    style_scale: z.coerce.number().min(0.1).max(4).default(1),
+    preserve_color: zBool.default(false),
+    preview_every: z.coerce.number().int().min(0).max(config.maxJobIterations).default(10),
+  }).strict().transform((p) => ({
+    ...p,
+    content_weight: p.content_weight ?? RECIPES[p.recipe].weights.content,
+    style_weight: p.style_weight ?? RECIPES[p.recipe].weights.style,
+    tv_weight: p.tv_weight ?? RECIPES[p.recipe].weights.tv,
+  }));
+}
+
+export type StyleParams = z.infer<ReturnType<typeof styleParamsSchema>>;
+
+interface State {
+  h: number;
+  w: number;
+  opt: Optimizer;
+  targets: StyleTargets;
+  /** The content image at the working size (for preserve_color). */
+  content: RawImage;
+  offset: number;
+  last: { loss: number; content: number; style: number; tv: number } | null;
+  preserveColor: boolean;
+}
+
+/** keras-io: nrows = size, ncols = int(width·size/height); capped by CONVSERVE_MAX_JOB_PIXELS (aspect kept). */
+export function workingSize(width: number, height: number, size: number, maxPixels: number): { width: number; height: number } {
+  let rows = size;
+  let cols = Math.trunc((width * rows) / height);
+  if (rows * cols > maxPixels) {
+    const s = Math.sqrt(maxPixels / (rows * cols));
+    rows = Math.floor(rows * s);
+    cols = Math.trunc((width * rows) / height);
+  }
+  if (cols < STYLE_MIN_SIZE || rows < STYLE_MIN_SIZE) {
+    throw tooLarge('image-aspect', `The working image would be ${cols}×${rows}; VGG19 needs at least ${STYLE_MIN_SIZE} px per side (very elongated image?).`);
+  }
+  return { width: cols, height: rows };
+}
+
+async function prepare(inputs: JobInputs, p: StyleParams, ctx: JobContext): Promise<{ content: RawImage; contentX: Chw; styles: Chw[]; weights: number[] }> {
+  const contentIn = toRgb(inputs.content![0]!);
+  const { width, height } = workingSize(contentIn.width, contentIn.height, p.size, ctx.config.maxJobPixels);
+  // keras-io loads both with load_img(target_size=(nrows, ncols)): nearest-neighbour resampling.
+  const content = await resizeRaw(contentIn, width, height, 'nearest');
+  const styleIn = inputs.style ?? [];
+  if (styleIn.length === 0) throw badRequest('missing-image', "Style transfer needs at least one 'style' image.");
+  const weights = p.style_weights ?? styleIn.map(() => 1);
+  if (weights.length !== styleIn.length) {
+    throw badRequest('invalid-parameter', `style_weights has ${weights.length} value(s) for ${styleIn.length} style image(s).`, { errors: [{ parameter: 'style_weights', message: 'one weight per style image' }] });
+  }
+  const sw = Math.max(STYLE_MIN_SIZE, Math.round(width * p.style_scale));
+  const sh = Math.max(STYLE_MIN_SIZE, Math.round(height * p.style_scale));
+  if (sw * sh > ctx.config.maxJobPixels) throw tooLarge('image-too-many-pixels', `style_scale ${p.style_scale} makes the style images ${sw}×${sh}, over CONVSERVE_MAX_JOB_PIXELS (${ctx.config.maxJobPixels}).`);
+  const styles = await Promise.all(styleIn.map(async (s) => preprocess(await resizeRaw(toRgb(s), sw, sh, 'nearest'), 'caffe')));
+  return { content, contentX: preprocess(content, 'caffe'), styles, weights };
+}
+
+async function sessions(ctx: JobContext, p: StyleParams) {
+  const { engine, registry } = gradServices(ctx.services);
+  const entry = requireModel(registry, p.model, 'vgg19');
+  return { engine, ...(await styleSessions(engine, entry.modelPath, modelStamp(entry), p.recipe)) };
+}
+
+function noise(h: number, w: number, seed: number): Chw {
+  const rng = new Prng(seed ^ 0x5eed);
+  const raw = Buffer.alloc(h * w * 3);
+  for (let i = 0; i < raw.length; i++) raw[i] = rng.nextU32() & 255;
+  return preprocess({ data: raw, width: w, height: h, channels: 3 }, 'caffe');
+}
+
+function render(s: State): RawImage {
+  const img = deprocess({ data: s.opt.current(), c: 3, h: s.h, w: s.w }, 'caffe');
+  return s.preserveColor ? keepChroma(img, s.content) : img;
+}
+
+export default defineJobKind<StyleParams, State>({
+  name: 'style',
+  description: 'Neural style transfer (keras-io recipe or Gatys et al.) on a VGG19 model with L-BFGS, Adam or SGD; several style images with blend weights; optional colour preservation. One step = one loss+gradient evaluation.',
+  inputs: [{ name: 'content', required: true, maxCount: 1 }, { name: 'style', required: true, maxCount: STYLE_MAX_IMAGES }],
+  params: styleParamsSchema,
+  totalSteps: (p) => p.iterations,
+
+  async init(inputs, p, ctx) {
+    const { content, contentX, styles, weights } = await prepare(inputs, p, ctx);
+    const { engine, targets: fwd } = await sessions(ctx, p);
+    const targets = await computeTargets(engine, fwd, p.recipe, contentX, styles, weights, ctx.signal);
+    const x0 = p.init === 'content' ? contentX : noise(contentX.h, contentX.w, p.seed);
+    return {
+      h: contentX.h, w: contentX.w, opt: createOptimizer(p.optimizer, x0.data, p.lr), targets, content,
+      offset: blendLossOffset(p.recipe, targets, perLayerStyleWeight(p.recipe, p.style_weight), contentX.h, contentX.w),
+      last: null, preserveColor: p.preserve_color,
+    };
+  },
+  async step(s, ctx) {
+    const p = ctx.params;
+    const { engine, grad } = await sessions(ctx, p);
+    const e = await evaluateStyle(engine, grad, s.opt.point(), s.h, s.w, s.targets,
+      { content: p.content_weight, style: p.style_weight, tv: p.tv_weight }, perLayerStyleWeight(p.recipe, p.style_weight), ctx.signal);
+    // The optimiser is the only mutable part; it is updated after the evaluation succeeded.
+    s.opt.tell(e.loss, e.grad);
+    return { ...s, last: { loss: e.loss + s.offset, content: e.content, style: e.style + s.offset, tv: e.tv } };
+  },
+  metrics: (s): Record<string, number> => {
+    if (!s.last) return {};
+    const best = s.opt.currentLoss();
+    return { loss: s.last.loss, content: s.last.content, style: s.last.style, tv: s.last.tv, ...(Number.isFinite(best) ? { best: best + s.offset } : {}), iterations: s.opt.iterations };
+  },
+  previewAt: (step, p) => p.preview_every > 0 && step % p.preview_every === 0,
+  finish: (s) => render(s),
+
+  serialize(s) {
+    const o = s.opt.serialize();
+    const buffers: Record<string, Buffer> = {};
+    for (const [k, v] of Object.entries(o.buffers ?? {})) buffers[`opt_${k}`] = v;
+    buffers.content_target = bytesOf(s.targets.content.data);
+    s.targets.grams.forEach((g, i) => { buffers[`gram_${i}`] = bytesOf(g.data); });
+    return {
+      json: {
+        h: s.h, w: s.w, opt: o.json, offset: s.offset, last: s.last, preserve_color: s.preserveColor,
+        targets: { content_dims: s.targets.content.dims, gram_dims: s.targets.grams.map((g) => g.dims), blend_const: s.targets.blendConst },
+      },
+      buffers,
+    };
+  },
+  async deserialize(data, p, inputs, ctx) {
+    const j = data.json as {
+      h: number; w: number; opt: unknown; offset: number; last: State['last']; preserve_color: boolean;
+      targets: { content_dims: number[]; gram_dims: number[][]; blend_const: number[] };
+    };
+    const b = data.buffers!;
+    const optBuffers: Record<string, Buffer> = {};
+    for (const [k, v] of Object.entries(b)) if (k.startsWith('opt_')) optBuffers[k.slice(4)] = v;
+    const { content } = await prepare(inputs, p, ctx);
+    return {
+      h: j.h, w: j.w, opt: deserializeOptimizer({ json: j.opt, buffers: optBuffers }), content, offset: j.offset, last: j.last, preserveColor: j.preserve_color,
+      targets: {
+        content: { dims: j.targets.content_dims, data: floatsOf(b.content_target!) },
+        grams: j.targets.gram_dims.map((dims, i) => ({ dims, data: floatsOf(b[`gram_${i}`]!) })),
+        blendConst: j.targets.blend_const,
+      },
+    };
+  },
+});

@@ -1,0 +1,203 @@
+// DeepDream (keras-facts §6, the keras-io recipe) on an InceptionV3-architecture model, plus tiled gradients
+// with a random roll (the TF DeepDream tutorial) so large images need bounded memory and show no seams.
+//
+// Loss (keras-io): Σ_l coeff_l · Σ(act_l[:, :, 2:−2, 2:−2]²) / prod(shape(act_l)) — border crop, full-shape
+// denominator. One ascent step: g = ∂loss/∂img; g /= max(mean|g|, 1e-6); img += step·g. Octaves: shapes
+// int(dim/scale^i), smallest first; after each octave the detail lost to resizing is added back.
+//
+// The step machine is deterministic in the step index (octave = ⌊step/iterations⌋, roll from (seed, step)),
+// so a job can be checkpointed after any step and resumed with identical results.
+import { getArchitecture } from '../models/architectures/index.js';
+import type { Engine } from '../engine/engine.js';
+import type { GraphBuilder } from '../onnx/builder.js';
+import { Prng } from '../models/synth.js';
+import { unprocessable } from '../util/problem.js';
+import { IMAGE_GRAD, IMAGE_INPUT, buildGradientModel, ensureSession, scalarTensor, wire } from './grad-session.js';
+import { type Chw, addTile, extractTile, resizeBilinear, roll, tileRanges } from './tensor-image.js';
+
+export interface DreamLayer { name: string; coeff: number }
+
+/** keras-io: mixed4 1.0, mixed5 1.5, mixed6 2.0, mixed7 2.5. */
+export const KERAS_DREAM_LAYERS: DreamLayer[] = [
+  { name: 'mixed4', coeff: 1.0 }, { name: 'mixed5', coeff: 1.5 }, { name: 'mixed6', coeff: 2.0 }, { name: 'mixed7', coeff: 2.5 },
+];
+
+/** InceptionV3 values a dream loss may use (every Keras layer output except the folded conv2d_K and the input). */
+export function dreamLayerNames(): string[] {
+  return getArchitecture('inception_v3').kerasLayerNames(false).filter((n) => n !== 'input_1' && !/^conv2d_\d+$/.test(n));
+}
+
+export interface DreamLossOptions {
+  layers: string[];
+  /** Border cropped from each activation before the sum (keras-io: 2). 0 = none. */
+  crop: number;
+}
+
+/** Adds the dream loss to a forward InceptionV3 graph; coefficient k is the scalar graph input `coeff_k`. */
+export function addDreamLoss(b: GraphBuilder, opts: DreamLossOptions): { loss: string } {
+  const terms = opts.layers.map((l, k) => {
+    if (!b.hasValue(l)) throw new Error(`dream: the model has no layer '${l}'`);
+    const act = opts.crop > 0 ? b.node('Slice', [l, b.ints([opts.crop, opts.crop]), b.ints([-opts.crop, -opts.crop]), b.ints([2, 3])]) : l;
+    const size = b.node('Cast', [b.node('Size', [l])], { to: 1 });
+    const coeff = b.input(`coeff_${k}`, 'float32', []);
+    return b.node('Mul', [b.node('Div', [b.node('ReduceSumSquare', [act], { keepdims: 0 }), size]), coeff]);
+  });
+  const loss = terms.length === 1 ? terms[0]! : b.node('Sum', terms);
+  return { loss };
+}
+
+/** Loads (once per engine) the gradient session of the dream loss on `modelPath`; returns its engine key. */
+export function dreamSession(engine: Engine, modelPath: string, stamp: string, opts: DreamLossOptions): Promise<string> {
+  const key = `grad:dream:${stamp}:${opts.layers.join(',')}:crop${opts.crop}`;
+  return ensureSession(engine, key, () => buildGradientModel(modelPath, (b) => addDreamLoss(b, opts)));
+}
+
+export interface DreamSettings {
+  layers: DreamLayer[];
+  octaves: number;
+  octaveScale: number;
+  iterations: number;
+  step: number;
+  maxLoss: number;
+  /** Max random roll in pixels per iteration (0 = none); 'full' = uniform over the whole image. */
+  jitter: number | 'full';
+  seed: number;
+  tileSize: number;
+}
+
+/** keras-io: shapes int(dim / scale^i) for i = octaves−1 … 0 (smallest first, original last). */
+export function octaveShapes(h: number, w: number, octaves: number, scale: number): [number, number][] {
+  const shapes: [number, number][] = [];
+  for (let i = octaves - 1; i >= 0; i--) shapes.push([Math.trunc(h / scale ** i), Math.trunc(w / scale ** i)]);
+  return shapes;
+}
+
+export function checkOctaves(h: number, w: number, octaves: number, scale: number, minSide: number): void {
+  const [sh, sw] = octaveShapes(h, w, octaves, scale)[0]!;
+  if (Math.min(sh, sw) < minSide) {
+    throw unprocessable('image-too-small', `The smallest octave would be ${sw}×${sh}; InceptionV3 needs at least ${minSide}×${minSide}. Use a larger image, fewer octaves or a smaller octave_scale (the image needs a short side of at least ${Math.ceil(minSide * scale ** (octaves - 1))} px).`);
+  }
+}
+
+/** The random roll of global step `step` (deterministic in seed and step). */
+export function rollFor(seed: number, step: number, h: number, w: number, jitter: number | 'full'): [number, number] {
+  if (jitter === 0) return [0, 0];
+  const rng = new Prng((Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(step + 1, 0x85ebca6b)) >>> 0);
+  const pick = (n: number) => {
+    const u = rng.nextU32() / 4294967296;
+    if (jitter === 'full') return Math.floor(u * n);
+    const j = Math.min(jitter, n - 1);
+    return Math.floor(u * (2 * j + 1)) - j;
+  };
+  const dy = pick(h);
+  return [dy, pick(w)];
+}
+
+export type TileRunner = (tile: Chw) => Promise<{ loss: number; grad: Float32Array }>;
+
+/**
+ * Loss and gradient of the image, tile by tile on a rolled copy (each tile's loss computed independently,
+ * gradients written back in place), then un-rolled. One tile (image ≤ tile_size) and no roll = the plain
+ * whole-image gradient.
+ */
+export async function tiledGradient(img: Chw, tileSize: number, shift: [number, number], run: TileRunner): Promise<{ loss: number; grad: Chw; tiles: number }> {
+  const rolled = roll(img, shift[0], shift[1]);
+  const grad: Chw = { data: new Float32Array(img.data.length), c: img.c, h: img.h, w: img.w };
+  let loss = 0;
+  let tiles = 0;
+  for (const [y0, y1] of tileRanges(img.h, tileSize)) {
+    for (const [x0, x1] of tileRanges(img.w, tileSize)) {
+      const single = y0 === 0 && x0 === 0 && y1 === img.h && x1 === img.w;
+      const tile = single ? rolled : extractTile(rolled, y0, x0, y1 - y0, x1 - x0);
+      const r = await run(tile);
+      loss += r.loss;
+      if (single) grad.data.set(r.grad);
+      else addTile(grad, r.grad, y0, x0, y1 - y0, x1 - x0);
+      tiles++;
+    }
+  }
+  return { loss, grad: roll(grad, -shift[0], -shift[1]), tiles };
+}
+
+/** keras-io gradient_ascent_step update, in place: img += step · g / max(mean|g|, 1e-6). */
+export function ascend(img: Float32Array, g: Float32Array, step: number): void {
+  let s = 0;
+  for (let i = 0; i < g.length; i++) s += Math.abs(g[i]!);
+  const scale = step / Math.max(s / g.length, 1e-6);
+  for (let i = 0; i < g.length; i++) img[i]! += scale * g[i]!;
+}
+
+/** Mutable state of a dream after some steps (everything needed to resume, except the original image). */
+export interface DreamState {
+  /** Current image (preprocessed, at shapes[octave]). */
+  img: Chw;
+  /** Octave `img` belongs to (−1 before the first step). */
+  octave: number;
+  /** max_loss reached in this octave: its remaining iterations are skipped. */
+  stopped: boolean;
+  loss: number;
+  /** Tiles the last gradient was computed in. */
+  tiles: number;
+}
+
+export function initialDreamState(original: Chw): DreamState {
+  return { img: original, octave: -1, stopped: false, loss: Number.NaN, tiles: 0 };
+}
+
+/** Detail lost to resizing at octave o (keras-io): resize(original, shape_o) − resize(resize(original, shape_{o−1}), shape_o). */
+function addLostDetail(img: Chw, original: Chw, shapes: [number, number][], o: number): Chw {
+  const [h, w] = shapes[o]!;
+  const [ph, pw] = shapes[Math.max(0, o - 1)]!;
+  const same = resizeBilinear(original, h, w);
+  const shrunk = resizeBilinear(resizeBilinear(original, ph, pw), h, w);
+  const out = img.data.slice();
+  for (let i = 0; i < out.length; i++) out[i]! += same.data[i]! - shrunk.data[i]!;
+  return { ...img, data: out };
+}
+
+/**
+ * Global step `step` (0-based): enters the next octave if due (lost-detail re-injection, resize), then one
+ * gradient-ascent iteration unless this octave already hit max_loss. Returns a new state (the input is not
+ * mutated, so an abandoned step leaves the previous state intact).
+ */
+export async function dreamStep(state: DreamState, original: Chw, s: DreamSettings, step: number, run: TileRunner): Promise<DreamState> {
+  const shapes = octaveShapes(original.h, original.w, s.octaves, s.octaveScale);
+  const o = Math.min(Math.floor(step / s.iterations), s.octaves - 1);
+  let { img, stopped } = state;
+  if (state.octave < o) {
+    if (state.octave >= 0) img = addLostDetail(img, original, shapes, state.octave);
+    img = resizeBilinear(img, shapes[o]![0], shapes[o]![1]);
+    stopped = false;
+  } else {
+    img = { ...img, data: img.data.slice() };
+  }
+  if (stopped) return { ...state, img, octave: o, stopped };
+  const shift = rollFor(s.seed, step, img.h, img.w, s.jitter);
+  const { loss, grad, tiles } = await tiledGradient(img, s.tileSize, shift, run);
+  ascend(img.data, grad.data, s.step);
+  // keras-io: `if max_loss is not None and loss > max_loss: break` — after the update was applied.
+  return { img, octave: o, stopped: loss > s.maxLoss, loss, tiles };
+}
+
+/** The image to show after `state` (the octave's lost detail added, as keras-io does after every octave). */
+export function dreamImage(state: DreamState, original: Chw, s: DreamSettings): Chw {
+  if (state.octave < 0) return original;
+  const shapes = octaveShapes(original.h, original.w, s.octaves, s.octaveScale);
+  return addLostDetail(state.img, original, shapes, state.octave);
+}
+
+/**
+ * A tile runner on an engine session built by {@link dreamSession}. The job's signal is checked before each
+ * tile but not handed to engine.run: the engine adds an abort listener per run to the signal it is given and
+ * never removes it, so the job's long-lived signal would pile up listeners (MaxListenersExceededWarning after
+ * 10 runs, and a leak). A queued job run only ever waits behind short interactive runs anyway.
+ */
+export function engineTileRunner(engine: Engine, key: string, coeffs: number[], signal?: AbortSignal): TileRunner {
+  return async (tile) => {
+    signal?.throwIfAborted();
+    const feeds: Record<string, ReturnType<typeof wire>> = { [IMAGE_INPUT]: wire(tile.data, [1, tile.c, tile.h, tile.w]) };
+    coeffs.forEach((c, k) => { feeds[`coeff_${k}`] = scalarTensor(c); });
+    const r = await engine.run(key, feeds, { priority: 'job', fetches: ['loss', IMAGE_GRAD] });
+    return { loss: Number(r.outputs.loss!.data[0]), grad: r.outputs[IMAGE_GRAD]!.data };
+  };
+}

@@ -1,0 +1,218 @@
+// Neural style transfer (Gatys et al.) on a VGG19-architecture model. Two recipes:
+//
+// - keras (default; keras-io example, keras-facts §7): content = block5_conv2, Σ(comb − base)²; style =
+//   block1_conv1…block5_conv1, each weighted style_weight/5, Σ(S − C)² / (4·3²·size²) with channels
+//   hard-coded 3 and size = the input image's pixel count; TV Σ((x[i,j]−x[i+1,j])² + (x[i,j]−x[i,j+1])²)^1.25
+//   on the preprocessed image; weights content 2.5e-8, style 1e-6, TV 1e-6.
+// - gatys: content = relu4_2 (block4_conv2), style relu1_1…relu5_1 (block1_conv1…block5_conv1), each
+//   weighted style_weight with the per-layer normalisation 1/(4·N_l²·M_l²) (N_l channels, M_l = h_l·w_l);
+//   the same TV; weights as shared/bench/torch_peer.py (content 2.5e-8, style 1e-6, TV 1e-6).
+//
+// The loss graph: the installed model.onnx + loss nodes (Gram = Reshape [C, −1] · Transpose), differentiated
+// with the autodiff. Targets (content activations, one Gram per style layer) and the three weights are graph
+// INPUTS, so one session per (model, recipe) serves every image size, target and weighting. Targets come
+// from a forward-only session (the same layers, Grams computed in-graph) run once per job.
+//
+// Several style images: the style loss is the blend Σ_k w_k·Σ(G − A_k)² (w normalised to sum 1). Since
+// Σ_k w_k (G − A_k)² = (G − Ā)² + Σ_k w_k A_k² − Ā², Ā = Σ_k w_k A_k, the graph gets the single target Ā and the
+// constant (per layer, times its normaliser and weight) is added to the reported loss on the JS side.
+import type { Engine } from '../engine/engine.js';
+import type { GraphBuilder } from '../onnx/builder.js';
+import {
+  IMAGE_GRAD, IMAGE_INPUT, buildForwardModel, buildGradientModel, ensureSession, scalarTensor, wire,
+} from './grad-session.js';
+import type { Chw } from './tensor-image.js';
+import type { WireTensor } from '../engine/engine.js';
+
+export type StyleRecipe = 'keras' | 'gatys';
+
+export interface RecipeSpec {
+  contentLayer: string;
+  styleLayers: string[];
+  weights: { content: number; style: number; tv: number };
+}
+
+export const RECIPES: Record<StyleRecipe, RecipeSpec> = {
+  keras: {
+    contentLayer: 'block5_conv2',
+    styleLayers: ['block1_conv1', 'block2_conv1', 'block3_conv1', 'block4_conv1', 'block5_conv1'],
+    weights: { content: 2.5e-8, style: 1e-6, tv: 1e-6 },
+  },
+  gatys: {
+    contentLayer: 'block4_conv2',
+    styleLayers: ['block1_conv1', 'block2_conv1', 'block3_conv1', 'block4_conv1', 'block5_conv1'],
+    weights: { content: 2.5e-8, style: 1e-6, tv: 1e-6 },
+  },
+};
+
+/** Channel count of a VGG19 layer value (the output count of the Conv feeding its Relu). */
+export function layerChannels(b: GraphBuilder, layer: string): number {
+  const relu = b.nodes.find((n) => n.output?.[0] === layer);
+  const conv = relu && b.nodes.find((n) => n.output?.[0] === relu.input?.[0]);
+  const w = conv && b.initializers.find((t) => t.name === conv.input?.[1]);
+  if (!w?.dims?.length) throw new Error(`style: cannot find the conv weights of layer '${layer}'`);
+  return Number(w.dims[0]);
+}
+
+function gram(b: GraphBuilder, layer: string, c: number, out?: string): string {
+  const f = b.node('Reshape', [layer, b.ints([c, -1])]);
+  return b.node('MatMul', [f, b.node('Transpose', [f], { perm: [1, 0] })], {}, out ? { outputs: [out] } : {});
+}
+
+/** Σ over spatial dims of `v`'s shape product (h·w) as a float scalar. */
+function spatialSize(b: GraphBuilder, v: string): string {
+  const shp = b.node('Shape', [v]);
+  return b.node('Cast', [b.node('ReduceProd', [b.node('Slice', [shp, b.ints([2]), b.ints([4])])], { keepdims: 0 })], { to: 1 });
+}
+
+/**
+ * Adds the style-transfer loss to a forward VGG19 graph. New inputs: `content_target` [1, C, h, w],
+ * `style_target_<i>` [C_i, C_i], `content_weight`, `style_weight` (per layer), `tv_weight` (scalars).
+ * Outputs (besides the loss): `content_loss`, `style_loss`, `tv_loss` (weighted).
+ */
+export function addStyleLoss(b: GraphBuilder, recipe: StyleRecipe): { loss: string; extraOutputs: string[] } {
+  const spec = RECIPES[recipe];
+  const x = IMAGE_INPUT;
+  const wContent = b.input('content_weight', 'float32', []);
+  const wStyle = b.input('style_weight', 'float32', []);
+  const wTv = b.input('tv_weight', 'float32', []);
+
+  const cc = layerChannels(b, spec.contentLayer);
+  const ct = b.input('content_target', 'float32', [1, cc, 'hc', 'wc']);
+  const contentRaw = b.node('ReduceSumSquare', [b.node('Sub', [spec.contentLayer, ct])], { keepdims: 0 });
+  const content = b.node('Mul', [contentRaw, wContent], {}, { outputs: ['content_loss'] });
+
+  // keras: 1/(4·3²·size²), size = input pixels; gatys: 1/(4·C²·M²), M = h_l·w_l.
+  const inputSize = spatialSize(b, x);
+  const kerasDenom = b.node('Mul', [b.node('Mul', [inputSize, inputSize]), b.scalar(36)]);
+  const terms = spec.styleLayers.map((l, i) => {
+    const c = layerChannels(b, l);
+    const target = b.input(`style_target_${i}`, 'float32', [c, c]);
+    const sq = b.node('ReduceSumSquare', [b.node('Sub', [gram(b, l, c), target])], { keepdims: 0 });
+    let denom = kerasDenom;
+    if (recipe === 'gatys') {
+      const m = spatialSize(b, l);
+      denom = b.node('Mul', [b.node('Mul', [m, m]), b.scalar(4 * c * c)]);
+    }
+    return b.node('Div', [sq, denom]);
+  });
+  const style = b.node('Mul', [b.node('Sum', terms), wStyle], {}, { outputs: ['style_loss'] });
+
+  const big = 2 ** 31 - 1;
+  const sl = (s: number[], e: number[]): string => b.node('Slice', [x, b.ints(s), b.ints(e), b.ints([2, 3])]);
+  const d0 = sl([0, 0], [-1, -1]);
+  const da = b.node('Sub', [d0, sl([1, 0], [big, -1])]);
+  const db = b.node('Sub', [d0, sl([0, 1], [-1, big])]);
+  const tvRaw = b.node('ReduceSum', [b.node('Pow', [b.node('Add', [b.node('Mul', [da, da]), b.node('Mul', [db, db])]), b.scalar(1.25)])], { keepdims: 0 });
+  const tv = b.node('Mul', [tvRaw, wTv], {}, { outputs: ['tv_loss'] });
+
+  const loss = b.node('Sum', [content, style, tv], {}, { outputs: ['total_loss'] });
+  return { loss, extraOutputs: ['content_loss', 'style_loss', 'tv_loss'] };
+}
+
+/** Forward graph for the targets: `gram_<i>` per style layer and the content layer's activations. */
+export function addTargetOutputs(b: GraphBuilder, recipe: StyleRecipe): string[] {
+  const spec = RECIPES[recipe];
+  const grams = spec.styleLayers.map((l, i) => gram(b, l, layerChannels(b, l), `gram_${i}`));
+  return [...grams, spec.contentLayer];
+}
+
+export interface StyleSessions { grad: string; targets: string }
+
+export async function styleSessions(engine: Engine, modelPath: string, stamp: string, recipe: StyleRecipe): Promise<StyleSessions> {
+  const base = `style:${stamp}:${recipe}`;
+  const [grad, targets] = await Promise.all([
+    ensureSession(engine, `grad:${base}`, () => buildGradientModel(modelPath, (b) => addStyleLoss(b, recipe))),
+    ensureSession(engine, `fwd:${base}`, () => buildForwardModel(modelPath, (b) => addTargetOutputs(b, recipe))),
+  ]);
+  return { grad, targets };
+}
+
+export interface StyleTargets {
+  content: WireTensor;
+  /** Blended Gram target per style layer (Ā). */
+  grams: WireTensor[];
+  /** Per-layer blend constant Σ_k w_k‖A_k‖² − ‖Ā‖² (0 for one style image). */
+  blendConst: number[];
+}
+
+/** Content activations of `content` and the w-blended Grams of `styles` (forward runs at job priority). */
+export async function computeTargets(engine: Engine, key: string, recipe: StyleRecipe, content: Chw, styles: Chw[], weights: number[], signal?: AbortSignal): Promise<StyleTargets> {
+  const spec = RECIPES[recipe];
+  const run = (x: Chw, fetches: string[]) => (signal?.throwIfAborted(), engine.run(key, { [IMAGE_INPUT]: wire(x.data, [1, 3, x.h, x.w]) }, { priority: 'job', fetches }));
+  const c = await run(content, [spec.contentLayer]);
+  const gramNames = spec.styleLayers.map((_, i) => `gram_${i}`);
+  const sum = weights.reduce((a, b) => a + b, 0);
+  const w = weights.map((v) => v / sum);
+  let grams: Float64Array[] | undefined;
+  const sqNorm = new Float64Array(gramNames.length);
+  let dims: number[][] = [];
+  for (let k = 0; k < styles.length; k++) {
+    const r = await run(styles[k]!, gramNames);
+    const gs = gramNames.map((n) => r.outputs[n]!);
+    dims = gs.map((g) => g.dims);
+    grams ??= gs.map((g) => new Float64Array(g.data.length));
+    gs.forEach((g, l) => {
+      const acc = grams![l]!;
+      let sq = 0;
+      for (let i = 0; i < acc.length; i++) { acc[i]! += w[k]! * g.data[i]!; sq += g.data[i]! * g.data[i]!; }
+      sqNorm[l]! += w[k]! * sq;
+    });
+  }
+  const blendConst = grams!.map((g, l) => {
+    let sq = 0;
+    for (let i = 0; i < g.length; i++) sq += g[i]! * g[i]!;
+    return styles.length > 1 ? sqNorm[l]! - sq : 0;
+  });
+  return {
+    content: c.outputs[spec.contentLayer]!,
+    grams: grams!.map((g, l) => ({ dims: dims[l]!, data: Float32Array.from(g) })),
+    blendConst,
+  };
+}
+
+/** The blend constant in loss units: Σ_l const_l · weight_l / denom_l (only the keras normaliser is size-only). */
+export function blendLossOffset(recipe: StyleRecipe, t: StyleTargets, styleWeight: number, h: number, w: number): number {
+  if (t.blendConst.every((c) => c === 0)) return 0;
+  const spec = RECIPES[recipe];
+  let total = 0;
+  t.blendConst.forEach((c, l) => {
+    let denom: number;
+    if (recipe === 'keras') denom = 36 * (h * w) ** 2;
+    else {
+      // VGG19: style layer l sits after l max-pools (block(l+1)_conv1), floor-halving each time.
+      let hh = h, ww = w;
+      for (let p = 0; p < l; p++) { hh = Math.floor(hh / 2); ww = Math.floor(ww / 2); }
+      const ch = t.grams[l]!.dims[0]!;
+      denom = 4 * ch * ch * (hh * ww) ** 2;
+    }
+    total += (c / denom) * styleWeight;
+  });
+  void spec;
+  return total;
+}
+
+export interface StyleWeights { content: number; style: number; tv: number }
+
+export interface StyleEval { loss: number; content: number; style: number; tv: number; grad: Float32Array }
+
+/** One loss+gradient evaluation of image `x` (preprocessed CHW, size h×w). */
+export async function evaluateStyle(engine: Engine, key: string, x: Float32Array, h: number, w: number, t: StyleTargets, wts: StyleWeights, perLayerStyle: number, signal?: AbortSignal): Promise<StyleEval> {
+  const feeds: Record<string, WireTensor> = {
+    [IMAGE_INPUT]: wire(x, [1, 3, h, w]),
+    content_target: wire(t.content.data, t.content.dims),
+    content_weight: scalarTensor(wts.content),
+    style_weight: scalarTensor(perLayerStyle),
+    tv_weight: scalarTensor(wts.tv),
+  };
+  t.grams.forEach((g, i) => { feeds[`style_target_${i}`] = wire(g.data, g.dims); });
+  signal?.throwIfAborted(); // not passed to engine.run: see engineTileRunner in dream.ts
+  const r = await engine.run(key, feeds, { priority: 'job', fetches: ['loss', 'content_loss', 'style_loss', 'tv_loss', IMAGE_GRAD] });
+  const v = (n: string) => Number(r.outputs[n]!.data[0]);
+  return { loss: v('loss'), content: v('content_loss'), style: v('style_loss'), tv: v('tv_loss'), grad: r.outputs[IMAGE_GRAD]!.data };
+}
+
+/** Per-layer style weight of the recipe (keras: style_weight / number of layers; gatys: style_weight). */
+export function perLayerStyleWeight(recipe: StyleRecipe, styleWeight: number): number {
+  return recipe === 'keras' ? styleWeight / RECIPES.keras.styleLayers.length : styleWeight;
+}

@@ -1,0 +1,185 @@
+// DeepDream end to end over HTTP: the real service in-process (inference + jobs plugins) on a temp models
+// directory holding a synthetic reduced-width (1/8) InceptionV3 with its top, so the same model serves
+// /v1/classify and /v1/dream. Oracles: the input image, a second run with the same seed, TF-exact resize
+// arithmetic, the job's own step timings.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import sharp from 'sharp';
+import dreamKind from '../src/jobs/kinds/dream.js';
+import type { JobContext } from '../src/jobs/kind.js';
+import { jobsPlugin } from '../src/jobs/plugin.js';
+import { parseParams } from '../src/server/params.js';
+import { logger } from '../src/util/logger.js';
+import { synthesizeModel } from '../src/models/synth.js';
+import { octaveShapes, rollFor, tiledGradient } from '../src/ops/dream.js';
+import { type Chw, resizeBilinear, roll } from '../src/ops/tensor-image.js';
+import { inferencePlugin } from '../src/server/inference-plugin.js';
+import { type RunningService, startService } from '../src/server/service.js';
+import { tempDir, testConfig } from './helpers/app.js';
+import { type Ev, decodeRaw, getJson, readSse } from './helpers/jobs.js';
+
+let svc: RunningService;
+
+async function pngPattern(w: number, h: number): Promise<Buffer> {
+  const raw = Buffer.alloc(w * h * 3);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const i = (y * w + x) * 3;
+      raw[i] = Math.round(127 + 120 * Math.sin(x / 9) * Math.cos(y / 13));
+      raw[i + 1] = (x * 2 + y) & 255;
+      raw[i + 2] = ((x >> 3) + (y >> 3)) % 2 ? 200 : 40;
+    }
+  }
+  return sharp(raw, { raw: { width: w, height: h, channels: 3 } }).png().toBuffer();
+}
+
+async function submitDream(png: Buffer, params: Record<string, unknown>): Promise<string> {
+  const form = new FormData();
+  form.set('image', new Blob([png], { type: 'image/png' }), 'in.png');
+  for (const [k, v] of Object.entries(params)) form.set(k, String(v));
+  const res = await fetch(`${svc.url}/v1/dream`, { method: 'POST', body: form });
+  const body = (await res.json()) as { id: string; detail?: string };
+  assert.equal(res.status, 202, JSON.stringify(body));
+  return body.id;
+}
+
+async function runDream(png: Buffer, params: Record<string, unknown>): Promise<{ events: Ev[]; result: Buffer; job: any }> {
+  const id = await submitDream(png, params);
+  const events = await readSse(`${svc.url}/v1/jobs/${id}/events`);
+  const { body: job } = await getJson(`${svc.url}/v1/jobs/${id}`);
+  assert.equal(job.status, 'succeeded', JSON.stringify(job.error ?? job));
+  const result = Buffer.from(await (await fetch(`${svc.url}/v1/jobs/${id}/result`)).arrayBuffer());
+  return { events, result, job };
+}
+
+before(async () => {
+  const modelsDir = tempDir('convserve-dream-models-');
+  await synthesizeModel('inception_v3', { modelsDir, name: 'inception_v3', width: 1 / 8, includeTop: true });
+  svc = await startService({
+    config: testConfig({ modelsDir, dataDir: tempDir('convserve-dream-data-'), defaultModel: 'inception_v3', engineWorkers: 1, engineThreads: 2 }),
+    plugins: [inferencePlugin(), jobsPlugin],
+  });
+  for (let i = 0; i < 600 && !(await fetch(`${svc.url}/readyz`)).ok; i++) await new Promise((r) => setTimeout(r, 100));
+});
+after(async () => { await svc?.shutdown(); });
+
+describe('DeepDream', () => {
+  it('resizes exactly like tf.image.resize (bilinear, half-pixel centres): 5×5 → 3×5 row 0 = 0.667·r0 + 0.333·r1', () => {
+    const src: Chw = { data: Float32Array.from({ length: 25 }, (_, i) => i), c: 1, h: 5, w: 5 };
+    const out = resizeBilinear(src, 3, 5);
+    // in = (o + 0.5)·5/3 − 0.5: rows 1/3, 2, 11/3 → row 0 = r0 + (r1 − r0)/3 (TF docs' 0.667/0.333).
+    for (let x = 0; x < 5; x++) {
+      assert.ok(Math.abs(out.data[x]! - (src.data[x]! * (2 / 3) + src.data[5 + x]! / 3)) < 1e-5);
+      assert.ok(Math.abs(out.data[5 + x]! - src.data[10 + x]!) < 1e-5);
+    }
+    assert.deepEqual(octaveShapes(300, 200, 3, 1.4), [[153, 102], [214, 142], [300, 200]]);
+  });
+
+  it('tiled gradient with a roll = the whole-image gradient for a pointwise loss (no seams, every pixel covered)', async () => {
+    // A pointwise "network" (loss = Σ x³) has no receptive field, so tiling + rolling must reproduce 3x² exactly.
+    const img: Chw = { data: Float32Array.from({ length: 3 * 37 * 53 }, (_, i) => Math.sin(i)), c: 3, h: 37, w: 53 };
+    const shift = rollFor(7, 3, img.h, img.w, 'full');
+    assert.notDeepEqual(shift, [0, 0]);
+    let calls = 0;
+    const r = await tiledGradient(img, 16, shift, async (t) => {
+      calls++;
+      let loss = 0;
+      const g = t.data.map((v) => { loss += v ** 3; return 3 * v * v; });
+      return { loss, grad: g };
+    });
+    assert.equal(calls, 3 * 4);
+    img.data.forEach((v, i) => assert.ok(Math.abs(r.grad.data[i]! - 3 * v * v) < 1e-5, `pixel ${i}`));
+    assert.deepEqual(roll(roll(img, 5, -7), -5, 7).data, img.data);
+  });
+
+  it('POST /v1/dream end to end: previews after each octave over SSE, result differs from the input, same seed → same bytes', async () => {
+    const png = await pngPattern(160, 150);
+    const params = { octaves: 3, iterations: 3, seed: 11, step: 0.05 };
+    const a = await runDream(png, params);
+    const previews = a.events.filter((e) => e.event === 'preview');
+    assert.equal(previews.length, 3, `one preview per octave: ${JSON.stringify(previews.map((p) => p.data))}`);
+    assert.deepEqual(previews.map((p) => p.data.step), [3, 6, 9]);
+    const firstPreview = await decodeRaw(Buffer.from(await (await fetch(`${svc.url}${previews[0]!.data.url}`)).arrayBuffer()));
+    assert.deepEqual([firstPreview.width, firstPreview.height], [81, 76]); // int(160/1.96), int(150/1.96)
+    const progress = a.events.filter((e) => e.event === 'progress');
+    assert.equal(progress.length, 9);
+    assert.ok(progress.every((p) => typeof p.data.metrics.loss === 'number' && p.data.step_ms > 0));
+
+    const out = await decodeRaw(a.result);
+    const inp = await decodeRaw(png);
+    assert.deepEqual([out.width, out.height], [160, 150]);
+    let diff = 0;
+    for (let i = 0; i < out.data.length; i++) diff += Math.abs(out.data[i]! - inp.data[i]!);
+    assert.ok(diff / out.data.length > 0.5, `mean |result − input| = ${diff / out.data.length}`);
+
+    const b = await runDream(png, params);
+    assert.ok(a.result.equals(b.result), 'same seed and parameters → identical PNG bytes');
+  });
+
+  it('tiling: an image larger than one tile is processed tile by tile (random roll) and gives a full-size result', async () => {
+    const png = await pngPattern(230, 200);
+    const { events, result } = await runDream(png, { octaves: 1, iterations: 2, tile_size: 160, seed: 2, step: 0.05 });
+    const progress = events.filter((e) => e.event === 'progress');
+    assert.equal(progress.at(-1)!.data.metrics.tiles, 4, '2×2 tiles of ≤ 160 px');
+    const out = await decodeRaw(result);
+    const inp = await decodeRaw(png);
+    assert.deepEqual([out.width, out.height], [230, 200]);
+    let diff = 0;
+    for (let i = 0; i < out.data.length; i++) diff += Math.abs(out.data[i]! - inp.data[i]!);
+    assert.ok(diff / out.data.length > 0.2, `mean |result − input| = ${diff / out.data.length}`);
+  });
+
+  it('checkpoint/resume between steps (mid-octave and across an octave change) gives the same image as an uninterrupted run', async () => {
+    const p = parseParams(dreamKind.params(svc.ctx.config), { octaves: 2, iterations: 3, seed: 4, step: 0.05, jitter: 20 });
+    const ctx: JobContext = { jobId: 't', config: svc.ctx.config, signal: new AbortController().signal, logger, services: svc.ctx.services };
+    const raw = await decodeRaw(await pngPattern(170, 160));
+    const inputs = { image: [{ data: raw.data, width: raw.width, height: raw.height, channels: 3 as const }] };
+    const total = dreamKind.totalSteps(p);
+    let a = await dreamKind.init(inputs, p, ctx);
+    for (let i = 0; i < total; i++) a = await dreamKind.step(a, { ...ctx, params: p, step: i, total });
+    for (const cut of [2, 3]) {
+      let b = await dreamKind.init(inputs, p, ctx);
+      for (let i = 0; i < cut; i++) b = await dreamKind.step(b, { ...ctx, params: p, step: i, total });
+      const saved = await dreamKind.serialize(b);
+      b = await dreamKind.deserialize({ json: JSON.parse(JSON.stringify(saved.json)), buffers: saved.buffers }, p, inputs, ctx);
+      for (let i = cut; i < total; i++) b = await dreamKind.step(b, { ...ctx, params: p, step: i, total });
+      const ra = await dreamKind.finish(a, ctx);
+      const rb = await dreamKind.finish(b, ctx);
+      assert.ok(ra.data.equals(rb.data), `resume after step ${cut}`);
+    }
+  });
+
+  it('parameters are validated before the job is accepted', async () => {
+    const form = new FormData();
+    form.set('image', new Blob([await pngPattern(160, 160)], { type: 'image/png' }), 'in.png');
+    form.set('layers', 'mixed4:1,nolayer:2');
+    const res = await fetch(`${svc.url}/v1/dream`, { method: 'POST', body: form });
+    assert.equal(res.status, 400);
+    assert.match(((await res.json()) as { detail: string }).detail, /nolayer/);
+  });
+
+  it('classify requests during a running dream job wait at most one job step in the engine queue', async () => {
+    const id = await submitDream(await pngPattern(300, 280), { octaves: 1, iterations: 12, seed: 1 });
+    const events: Ev[] = [];
+    const done = readSse(`${svc.url}/v1/jobs/${id}/events`, { until: (ev, all) => { events.push(ev); return ev.event === 'done' && all.length > 0; } });
+    // Wait until the job is stepping, then classify while it runs.
+    for (let i = 0; i < 600 && !events.some((e) => e.event === 'progress'); i++) await new Promise((r) => setTimeout(r, 20));
+    const jpeg = await sharp(await pngPattern(120, 100)).jpeg().toBuffer();
+    const queues: number[] = [];
+    while (!events.some((e) => e.event === 'done') && queues.length < 6) {
+      const form = new FormData();
+      form.set('image', new Blob([jpeg], { type: 'image/jpeg' }), 'x.jpg');
+      const res = await fetch(`${svc.url}/v1/classify`, { method: 'POST', body: form });
+      const body = (await res.json()) as { timing_ms: { queue: number } } & { results?: { timing_ms: { queue: number } }[] };
+      assert.equal(res.status, 200, JSON.stringify(body));
+      queues.push(body.timing_ms?.queue ?? body.results![0]!.timing_ms.queue);
+      await new Promise((r) => setTimeout(r, 15));
+    }
+    await done;
+    const at = events.filter((e) => e.event === 'progress').map((e) => Date.parse(e.data.at));
+    const stepMs = at.slice(1).map((t, i) => t - at[i]!);
+    const longest = Math.max(...stepMs);
+    assert.ok(queues.length >= 2, `classified ${queues.length} images during the job`);
+    for (const q of queues) assert.ok(q <= longest, `classify queued ${q} ms; the longest job step took ${longest} ms (steps: ${stepMs.join(', ')})`);
+  });
+});
