@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { getEventListeners } from 'node:events';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Engine } from '../src/engine/engine.js';
@@ -90,6 +91,18 @@ describe('engine (ORT in worker threads)', () => {
     await Promise.all([...jobs, interactive]);
     // job1 was already running when the interactive request arrived; it goes next, before job2 and job3.
     assert.deepEqual(order, ['job1', 'interactive', 'job2', 'job3']);
+  });
+
+  it('a long-lived AbortSignal does not collect a listener per run; aborting drops a queued task', async () => {
+    const controller = new AbortController();
+    const feed = () => ({ input: { dims: [1, 8, 4, 4], data: new Float32Array(8 * 16).fill(1) } });
+    for (let i = 0; i < 20; i++) await engine.run('small', feed(), { signal: controller.signal, priority: 'job' });
+    assert.equal(getEventListeners(controller.signal, 'abort').length, 0);
+    const busy = engine.run('big', { input: { dims: [1, 8, 128, 128], data: new Float32Array(8 * 128 * 128).fill(0.5) } });
+    const queued = engine.run('small', feed(), { signal: controller.signal, priority: 'job' });
+    controller.abort(new Error('stop'));
+    await assert.rejects(queued, /stop/);
+    await busy;
   });
 
   it('a dying worker fails its in-flight task with 503 and is replaced', async () => {

@@ -4,6 +4,8 @@
 // own first loss.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { type Config, loadConfig } from '../src/config.js';
 import type { RawImage } from '../src/image/io.js';
 import styleKind, { type StyleParams } from '../src/jobs/kinds/style.js';
@@ -216,7 +218,7 @@ describe('style transfer (VGG19 width 1/8, synthetic weights)', () => {
     }
   });
 
-  it('100 consecutive gradient steps do not grow RSS beyond a small bound', async () => {
+  it('100 consecutive gradient steps do not grow RSS beyond a small bound', async (t) => {
     const { engine, registry } = services;
     const entry = requireModel(registry, 'vgg19', 'vgg19');
     const keys = await styleSessions(engine, entry.modelPath, modelStamp(entry), 'keras');
@@ -224,16 +226,21 @@ describe('style transfer (VGG19 width 1/8, synthetic weights)', () => {
     const targets = await computeTargets(engine, keys.targets, 'keras', x, [preprocess(styleA, 'caffe')], [1]);
     const wts = { content: 2.5e-8, style: 1e-6, tv: 1e-6 };
     const step = () => evaluateStyle(engine, keys.grad, x.data, 192, 256, targets, wts, wts.style / 5);
+    // A real full GC before each reading, so garbage not yet collected is not mistaken for a leak.
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
     // ORT's arena keeps its peak after the first runs: baseline after warm-up.
     for (let i = 0; i < 10; i++) await step();
-    global.gc?.();
+    gc();
     const before = process.memoryUsage().rss;
     for (let i = 0; i < 100; i++) await step();
-    global.gc?.();
+    gc();
     const grown = (process.memoryUsage().rss - before) / 2 ** 20;
     // One step at 256×192 moves ≥ 1.2 MB of tensors (the image copy sent, the gradient received): retaining
-    // them would grow RSS by ≥ 120 MB over 100 steps; the bound is a third of that.
-    assert.ok(grown < 40, `RSS grew by ${grown.toFixed(1)} MB over 100 steps`);
+    // them would grow RSS by ≥ 120 MB over 100 steps; the bound is half of that. (Measured: 25–35 MB of
+    // malloc/arena fluctuation that does not accumulate — 470 → 516 → 482 → 473 MB at 0/100/200/500 steps.)
+    t.diagnostic(`RSS growth over 100 steps after warm-up: ${grown.toFixed(1)} MB`);
+    assert.ok(grown < 60, `RSS grew by ${grown.toFixed(1)} MB over 100 steps`);
   });
 });
 

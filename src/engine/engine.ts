@@ -182,10 +182,19 @@ export class Engine extends EventEmitter {
       } else {
         this.queue.push(task);
       }
-      opts.signal?.addEventListener('abort', () => {
-        const i = this.queue.indexOf(task);
-        if (i >= 0) { this.queue.splice(i, 1); reject(opts.signal!.reason ?? new Error('aborted')); }
-      }, { once: true });
+      // Aborting removes a task that is still queued; the listener goes away once the task settles, so a
+      // long-lived signal (a job's) does not collect one listener per run.
+      const signal = opts.signal;
+      if (signal) {
+        const onAbort = () => {
+          const i = this.queue.indexOf(task);
+          if (i >= 0) { this.queue.splice(i, 1); task.reject(signal.reason ?? new Error('aborted')); }
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+        const settle = <T>(fn: (v: T) => void) => (v: T) => { signal.removeEventListener('abort', onAbort); fn(v); };
+        task.resolve = settle(resolve);
+        task.reject = settle(reject);
+      }
       this.dispatch();
     });
   }
