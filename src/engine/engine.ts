@@ -213,10 +213,12 @@ export class Engine extends EventEmitter {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const t of this.queue.splice(0)) t.reject(unavailable('engine-stopped', 'The inference engine is shutting down.'));
-    // Terminating a worker inside a native ORT call (create or run) aborts the whole process: wait until
-    // each worker has no request outstanding, bounded by the task timeout.
+    // Terminating a worker inside a native ORT call (start-up, create or run) aborts the whole process:
+    // wait until each worker is up and has no request outstanding, bounded by the task timeout.
     const deadline = Date.now() + this.opts.taskTimeoutMs;
     await Promise.all([...this.workers, ...this.retiring].map(async (w) => {
+      // A worker still starting up is inside onnxruntime's native initialisation: let it finish first.
+      await Promise.race([w.ready.catch(() => undefined), new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())))]);
       while ((w.busy || w.pending.size > 0) && !w.dead && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       w.dead = true;
       await w.thread.terminate();

@@ -39,6 +39,13 @@ export async function defaultPlugins(): Promise<ServicePlugin[]> {
 export async function startService(opts: { config?: Config; plugins?: ServicePlugin[]; installSignalHandlers?: boolean } = {}): Promise<RunningService> {
   const config = opts.config ?? loadConfig();
   const ctx: AppContext = { config, logger: rootLogger, readiness: new Readiness(), services: {} };
+  // Signal handlers go in first: a SIGTERM during start-up is remembered and honoured once the server is
+  // up, instead of killing the process in the middle of loading models.
+  let onSignal: (sig: NodeJS.Signals) => void = (sig) => { pendingSignal = sig; };
+  let pendingSignal: NodeJS.Signals | undefined;
+  if (opts.installSignalHandlers) {
+    for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => onSignal(sig));
+  }
   const plugins = opts.plugins ?? (await defaultPlugins());
   for (const p of plugins) await p.start?.(ctx);
   const app = createApp(ctx, plugins.flatMap((p) => (p.routes ? [p.routes] : [])), plugins.flatMap((p) => (p.middleware ? [p.middleware(ctx)] : [])));
@@ -73,10 +80,7 @@ export async function startService(opts: { config?: Config; plugins?: ServicePlu
     return shuttingDown;
   };
 
-  if (opts.installSignalHandlers) {
-    for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-      process.once(sig, () => { void shutdown(sig).then(() => process.exit(0)); });
-    }
-  }
+  onSignal = (sig) => { void shutdown(sig).then(() => process.exit(0)); };
+  if (pendingSignal) onSignal(pendingSignal);
   return { ctx, server, url, shutdown };
 }
