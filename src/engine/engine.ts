@@ -218,7 +218,9 @@ export class Engine extends EventEmitter {
     const deadline = Date.now() + this.opts.taskTimeoutMs;
     await Promise.all([...this.workers, ...this.retiring].map(async (w) => {
       // A worker still starting up is inside onnxruntime's native initialisation: let it finish first.
-      await Promise.race([w.ready.catch(() => undefined), new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())))]);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([w.ready.catch(() => undefined), new Promise((r) => { timer = setTimeout(r, Math.max(0, deadline - Date.now())); })]);
+      clearTimeout(timer);
       while ((w.busy || w.pending.size > 0) && !w.dead && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       w.dead = true;
       await w.thread.terminate();

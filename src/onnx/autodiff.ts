@@ -7,7 +7,7 @@
 //   appendGradients(builder, options)     lower level: append backward nodes to a GraphBuilder in place
 //                                         (for the ops that build their losses with GraphBuilder)
 //
-// The per-op backward rules live in ./vjp/ops.ts (the VJPS table); docs/readme/autodiff.md explains them.
+// The per-op backward rules live in ./vjp/ops.ts (the VJPS table); docs/autodiff.md explains them.
 import { GraphBuilder } from './builder.js';
 import {
   type GraphProto, type ModelProto, type NodeProto,

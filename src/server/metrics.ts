@@ -1,7 +1,7 @@
 // Prometheus metrics (prom-client) on GET /metrics: HTTP requests by route and status, engine queue wait vs
 // compute time, classification batch sizes, jobs by kind and state, job step durations, engine worker restarts,
 // model load time and status, and the process metrics. Each service instance has its own registry.
-// The metrics are documented in docs/readme/web-ops.md.
+// The metrics are documented in docs/web-ops.md.
 import type { RequestHandler } from 'express';
 import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client';
 import type { Engine, EngineRunEvent } from '../engine/engine.js';

@@ -1,7 +1,7 @@
 // The VJP table: for each supported forward op, a small function that appends the backward nodes computing
 // the gradient w.r.t. each input that needs one, given the upstream gradients of the outputs
 // (micrograd/tinygrad style). Every size is computed in-graph (Shape/Slice/…), so one gradient graph serves
-// any input H×W. Constructions follow the measured ORT facts (docs/readme/autodiff.md has the table).
+// any input H×W. Constructions follow the measured ORT facts (docs/autodiff.md has the table).
 import type { NodeProto } from '../proto.js';
 import { AutodiffError, type VjpContext } from './context.js';
 import { type SDim, normAxis } from './static.js';
