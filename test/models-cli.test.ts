@@ -50,5 +50,8 @@ test('models synth / import / list --json / verify', async () => {
   assert.equal(byName['vgg-small'], undefined, 'the failed import left nothing behind');
 
   assert.match(await run('models', 'verify', 'inc-small'), /inc-small: ok/);
+  assert.deepEqual(JSON.parse(await run('models', 'verify', 'inc-small', '--json')), { name: 'inc-small', ok: true, status: 'ready' });
+  const synth = JSON.parse(await run('models', 'synth', 'inception_v3', '--width', '0.125', '--name', 'inc-json', '--json'));
+  assert.deepEqual([synth.name, synth.provenance, synth.untrained, synth.task], ['inc-json', 'synthetic', true, 'classification']);
   assert.match(await run('models', 'list'), /inc-small\s+ready\s+inception_v3, classification, synthetic/);
 });

@@ -5,7 +5,7 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig } from '../config.js';
 import { ARCHITECTURE_NAMES, getArchitecture } from '../models/architectures/index.js';
 import { fetchModel } from '../models/fetch.js';
-import { importKerasModel } from '../models/import.js';
+import { type ImportResult, importKerasModel } from '../models/import.js';
 import { Provenance } from '../models/manifest.js';
 import { KNOWN_MODELS } from '../models/official.js';
 import { type ModelEntry, ModelRegistry } from '../models/registry.js';
@@ -53,7 +53,8 @@ export function registerModelsCommands(program: Command): void {
     .argument('[arch...]', `architectures: ${ARCHITECTURE_NAMES.join(', ')}`)
     .option('--notop', 'fetch the convolutional base only (a features model named <arch>_notop)')
     .option('--keep-download', 'keep the downloaded .h5 in <models>/.cache')
-    .action(async (archs: string[], opts: { notop?: boolean; keepDownload?: boolean }) => {
+    .option('--json', 'no progress bar; one JSON line per imported model')
+    .action(async (archs: string[], opts: { notop?: boolean; keepDownload?: boolean; json?: boolean }) => {
       const list = archs.length ? archs.map(archArg) : [...KNOWN_MODELS];
       const cfg = loadConfig();
       for (const arch of list) {
@@ -66,6 +67,7 @@ export function registerModelsCommands(program: Command): void {
           const r = await fetchModel(arch, {
             modelsDir: cfg.modelsDir, baseUrl: cfg.weightsBaseUrl, includeTop: !opts.notop, keepDownload: opts.keepDownload,
             onProgress: (p) => {
+              if (opts.json) return;
               if (p.phase === 'download' && p.totalBytes && p.file.endsWith('.h5')) {
                 const total = Math.round(p.totalBytes / MB);
                 if (!started) { bar.start(total, 0, { phase: 'download' }); started = true; }
@@ -76,7 +78,8 @@ export function registerModelsCommands(program: Command): void {
             },
           });
           if (started) bar.stop();
-          console.log(`${r.name}: ready (${r.dir}; import ${fmtMs(r.timings.totalMs)})`);
+          if (opts.json) console.log(JSON.stringify(importSummary(r)));
+          else console.log(`${r.name}: ready (${r.dir}; import ${fmtMs(r.timings.totalMs)})`);
         } catch (e) {
           if (started) bar.stop();
           throw e;
@@ -91,11 +94,13 @@ export function registerModelsCommands(program: Command): void {
     .requiredOption('--weights <file>', 'Keras .h5 weights file (with or without the top)')
     .option('--labels <file>', 'imagenet_class_index.json or a JSON array of labels (default class_0 …)')
     .addOption(new Option('--provenance <kind>', 'where the weights come from').choices(Provenance.options).default('imagenet'))
-    .action(async (name: string, opts: { arch: string; weights: string; labels?: string; provenance: Provenance }) => {
+    .option('--json', 'machine-readable output')
+    .action(async (name: string, opts: { arch: string; weights: string; labels?: string; provenance: Provenance; json?: boolean }) => {
       const r = await importKerasModel({
         name, arch: opts.arch, weightsFile: opts.weights, labelsFile: opts.labels, modelsDir: modelsDir(),
         provenance: opts.provenance, source: opts.weights,
       });
+      if (opts.json) { console.log(JSON.stringify(importSummary(r))); return; }
       console.log(`${r.name}: ${r.includeTop ? 'classification' : 'features (no top)'} model written to ${r.dir} `
         + `(layers matched ${r.matched}; ${fmtMs(r.timings.totalMs)})`);
     });
@@ -107,12 +112,14 @@ export function registerModelsCommands(program: Command): void {
     .option('--seed <n>', 'PRNG seed', intArg, DEFAULT_SEED)
     .option('--notop', 'convolutional base only (a features model)')
     .addOption(new Option('--width <f>', 'filter multiplier for a reduced-width test variant').argParser(parseFloat).hideHelp())
-    .action(async (arch: string, opts: { name?: string; seed: number; notop?: boolean; width?: number }) => {
+    .option('--json', 'machine-readable output')
+    .action(async (arch: string, opts: { name?: string; seed: number; notop?: boolean; width?: number; json?: boolean }) => {
       const t0 = Date.now();
       const r = await synthesizeModel(arch, {
         modelsDir: modelsDir(), name: opts.name, seed: opts.seed, includeTop: !opts.notop, width: opts.width,
-        onProgress: (phase, { elapsedMs }) => console.error(`  ${phase === 'write-h5' ? 'wrote .h5' : 'imported'} in ${fmtMs(elapsedMs)}`),
+        onProgress: (phase, { elapsedMs }) => { if (!opts.json) console.error(`  ${phase === 'write-h5' ? 'wrote .h5' : 'imported'} in ${fmtMs(elapsedMs)}`); },
       });
+      if (opts.json) { console.log(JSON.stringify({ ...importSummary(r), synth: r.synth, untrained: true })); return; }
       console.log(`${r.name}: synthetic ${arch} (seed ${opts.seed}) written to ${r.dir} in ${fmtMs(Date.now() - t0)} `
         + `(.h5 ${(r.synth.h5Bytes / MB).toFixed(0)} MB: write ${fmtMs(r.synth.writeH5Ms)}, import ${fmtMs(r.synth.importMs)}). Its predictions are meaningless.`);
     });
@@ -134,15 +141,22 @@ export function registerModelsCommands(program: Command): void {
   models.command('verify')
     .description('Check the SHA-256 of every file of a model (or all models) against its manifest')
     .argument('[name...]')
-    .action(async (names: string[]) => {
+    .option('--json', 'machine-readable output')
+    .action(async (names: string[], opts: { json?: boolean }) => {
       const reg = new ModelRegistry({ modelsDir: modelsDir() });
       const list = names.length ? names : reg.list().filter((e) => e.status === 'ready').map((e) => e.name);
       let bad = 0;
       for (const name of list) {
         const e = await reg.verify(name);
         if (e.status !== 'ready') bad++;
-        console.log(e.status === 'ready' ? `${name}: ok` : `${name}: ${e.status}${e.error ? ` — ${e.error}` : ''}`);
+        if (opts.json) console.log(JSON.stringify({ name, ok: e.status === 'ready', status: e.status, ...(e.error ? { error: e.error } : {}) }));
+        else console.log(e.status === 'ready' ? `${name}: ok` : `${name}: ${e.status}${e.error ? ` — ${e.error}` : ''}`);
       }
       if (bad) process.exitCode = 1;
     });
+}
+
+/** The JSON form of an import (fetch, import, synth --json). */
+function importSummary(r: ImportResult) {
+  return { name: r.name, dir: r.dir, task: r.manifest.task, architecture: r.manifest.architecture, provenance: r.manifest.weights.provenance, include_top: r.includeTop, matched: r.matched, timings_ms: r.timings };
 }

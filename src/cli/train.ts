@@ -122,11 +122,15 @@ export function registerTrainCommands(program: Command): Command {
     .option('--seed <n>', 'seed for initialisation, shuffling, augmentation and dropout', intOption(0), 42)
     .option('--out <dir>', 'output model folder', 'models/mnist-cnn')
     .option('--limit <n>', 'train on the first N training digits only (quick runs)', intOption(1))
-    .action(async (opts: { epochs: number; seed: number; out: string; limit?: number }) => {
+    .option('--json', 'no progress output; the result as JSON', false)
+    .action(async (opts: { epochs: number; seed: number; out: string; limit?: number; json: boolean }) => {
       // Imported lazily: loading tfjs is slow and other commands do not need it.
       const { trainMnist } = await import('../train/mnist.js');
-      const r = await trainMnist({ epochs: opts.epochs, seed: opts.seed, out: opts.out, limit: opts.limit, onProgress: progressPrinter() });
+      const r = await trainMnist({ epochs: opts.epochs, seed: opts.seed, out: opts.out, limit: opts.limit, onProgress: opts.json ? undefined : progressPrinter() });
       r.model.dispose();
+      if (opts.json) {
+        console.log(JSON.stringify({ dir: r.dir, backend: r.backend.backend, best_epoch: r.bestEpoch, test_accuracy: r.test.accuracy, test_loss: r.test.loss, onnx_max_abs_diff: r.onnxMaxAbsDiff, seconds: r.seconds, history: r.history }));
+      }
     });
   program
     .command('finetune')
