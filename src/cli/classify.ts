@@ -1,7 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { loadConfig } from '../config.js';
-import { decodeImage } from '../image/io.js';
 import { createInferenceServices } from '../server/inference-plugin.js';
 import { logger } from '../util/logger.js';
 
@@ -21,8 +20,8 @@ export function registerClassifyCommand(program: Command): void {
       const services = createInferenceServices(config, logger.child({}, { level: process.env.LOG_LEVEL ?? 'warn' }));
       await services.engine.start();
       try {
-        const images = await Promise.all(files.map(async (f) => decodeImage(await readFile(f), config)));
-        const out = await services.classify.classifyImages(opts.model, images, { top: opts.top !== undefined ? Number(opts.top) : undefined, resize: opts.resize, invert: opts.invert });
+        const uploads = await Promise.all(files.map((f) => readFile(f)));
+        const out = await services.classify.classifyUploads(opts.model, uploads, { top: opts.top !== undefined ? Number(opts.top) : undefined, resize: opts.resize, invert: opts.invert }, config);
         if (opts.json) {
           console.log(JSON.stringify({ model: out.model, weights: out.weights, results: out.results.map((r, i) => ({ file: files[i], ...r })) }, null, 2));
           return;

@@ -11,6 +11,17 @@ export interface RawImage {
   channels: 1 | 3;
 }
 
+/**
+ * Resize to a model's input while decoding. crop: short side to the target, then the centre (Lanczos);
+ * squash: straight to the target like Keras `load_img(target_size)` (nearest). An image already at the
+ * target size is not resampled.
+ */
+export interface ResizeTarget {
+  width: number;
+  height: number;
+  mode: 'crop' | 'squash';
+}
+
 export interface DecodeLimits {
   maxInputPixels: number;
   decodeTimeoutMs: number;
@@ -54,13 +65,21 @@ export async function probeImage(bytes: Buffer, limits: DecodeLimits): Promise<s
  * Decodes to 8-bit sRGB (or grey): applies EXIF orientation, takes the first frame of animations,
  * flattens alpha onto white. Any failure becomes a 4xx ProblemError.
  */
-export async function decodeImage(bytes: Buffer, limits: DecodeLimits, opts: { grey?: boolean } = {}): Promise<RawImage> {
+export async function decodeImage(bytes: Buffer, limits: DecodeLimits, opts: { grey?: boolean; resize?: ResizeTarget } = {}): Promise<RawImage> {
   await probeImage(bytes, limits);
   const seconds = Math.max(1, Math.ceil(limits.decodeTimeoutMs / 1000));
   let pipeline = sharp(bytes, { limitInputPixels: limits.maxInputPixels, failOn: 'error', pages: 1 })
     .timeout({ seconds })
-    .rotate()
-    .flatten({ background: '#ffffff' });
+    .rotate();
+  if (opts.resize) {
+    // Resizing in the decode pipeline lets libvips shrink JPEG/WebP while decoding (a 1 MP JPEG for a 224
+    // model decodes at 1/4 scale): several times faster than decoding in full and resizing afterwards.
+    const { width, height, mode } = opts.resize;
+    pipeline = mode === 'squash'
+      ? pipeline.resize(width, height, { fit: 'fill', kernel: 'nearest' })
+      : pipeline.resize(width, height, { fit: 'cover', position: 'centre', kernel: 'lanczos3' });
+  }
+  pipeline = pipeline.flatten({ background: '#ffffff' });
   pipeline = opts.grey ? pipeline.greyscale().toColourspace('b-w') : pipeline.toColourspace('srgb');
   try {
     const { data, info } = await withTimeout(pipeline.raw().toBuffer({ resolveWithObject: true }), limits.decodeTimeoutMs);

@@ -1,7 +1,7 @@
 // Glue between the model catalogue and the classifier: resolves a model name to a loaded engine session
 // (404 unknown, 503 not ready with the command that installs it) and labels every answer with the
 // provenance of its weights — synthetic weights are always reported as untrained.
-import type { RawImage } from '../image/io.js';
+import { type DecodeLimits, type RawImage, decodeImage, probeImage } from '../image/io.js';
 import type { Provenance } from '../models/manifest.js';
 import { type ClassifierModel, type ClassifyResult, Classifier } from './classify.js';
 import type { InvertMode, ResizeMode } from './preprocess.js';
@@ -38,6 +38,20 @@ export interface ClassifyRequestOptions {
 
 export class ClassifyService {
   constructor(private readonly models: ModelProvider, private readonly classifier: Classifier, private readonly defaultModel: string) {}
+
+  /**
+   * Decodes uploads straight to the model's input size (one sharp pipeline: shrink-on-load, EXIF, alpha) and
+   * classifies them — the path of POST /v1/classify and `convserve classify`.
+   */
+  async classifyUploads(modelName: string | undefined, uploads: Buffer[], opts: ClassifyRequestOptions, limits: DecodeLimits): ReturnType<ClassifyService['classifyImages']> {
+    // Bad uploads are reported before model problems: a header check costs microseconds.
+    await Promise.all(uploads.map((b) => probeImage(b, limits)));
+    const model = await this.models.classifier(modelName ?? this.defaultModel);
+    const { width, height } = model.manifest.input;
+    const t0 = performance.now();
+    const images = await Promise.all(uploads.map((b) => decodeImage(b, limits, { resize: { width, height, mode: opts.resize } })));
+    return this.classifyImages(model.name, images, opts, (performance.now() - t0) / Math.max(1, uploads.length));
+  }
 
   async classifyImages(modelName: string | undefined, images: RawImage[], opts: ClassifyRequestOptions, decodeMs = 0): Promise<{ model: string; weights: WeightsInfo; results: (ClassifyResult & { timing_ms: ClassifyResult['timing_ms'] & { decode: number } })[] }> {
     const model = await this.models.classifier(modelName ?? this.defaultModel);

@@ -553,8 +553,8 @@ async function runFinetune(a: FinetuneTaskArgs, emit: (p: FinetuneProgress) => v
     : geom;
   for (const f of data.files) {
     try {
-      const img = toRgb(await decodeImage(readFileSync(f.path), limits));
-      images.push(await resizeForModel(img, keepGeom, 'crop'));
+      // The same decode + resize pipeline as POST /v1/classify (ClassifyService.classifyUploads).
+      images.push(toRgb(await decodeImage(readFileSync(f.path), limits, { resize: { width: keepGeom.width, height: keepGeom.height, mode: 'crop' } })));
       labels.push(f.cls);
       given.push(f.split);
     } catch (e) {

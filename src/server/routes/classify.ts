@@ -1,6 +1,5 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { decodeImage } from '../../image/io.js';
 import type { ClassifyService } from '../../ops/classify-service.js';
 import type { AppContext } from '../context.js';
 import { ClassifyResponse } from '../api-schemas.js';
@@ -28,10 +27,7 @@ export function classifyRoutes(ctx: AppContext): Router {
   }, imageUpload(config, { fields: ['image'] }), async (req, res) => {
     const service = ctx.services.classify as ClassifyService;
     const p = parseParams(ClassifyParams, requestParams(req));
-    const t0 = performance.now();
-    const images = await Promise.all(req.images!.map((f) => decodeImage(f.bytes, config)));
-    const decodeMs = (performance.now() - t0) / images.length;
-    const out = await service.classifyImages(p.model, images, { top: p.top, resize: p.resize, invert: p.invert }, decodeMs);
+    const out = await service.classifyUploads(p.model, req.images!.map((f) => f.bytes), { top: p.top, resize: p.resize, invert: p.invert }, config);
     const names = req.images!.map((f) => f.filename);
     if (out.results.length === 1) {
       const [one] = out.results;
