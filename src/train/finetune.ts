@@ -38,7 +38,8 @@ import { resizeForModel, toInputTensor } from '../ops/preprocess.js';
 import { ProblemError } from '../util/problem.js';
 import type { BackendSelection } from './backend.js';
 import { runInChild } from './child.js';
-import { type EpochRecord, EXPORT_TOLERANCE, mulberry32, perClassMetrics, renderReportPng, reseedDropout, seededPermutation } from './mnist.js';
+import { type EpochRecord, EXPORT_TOLERANCE, mulberry32, perClassMetrics, reseedDropout, seededPermutation } from './mnist.js';
+import { renderReportPng } from './report.js';
 
 // ------------------------------------------------------------------------------------------------ options
 
