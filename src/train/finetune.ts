@@ -40,6 +40,12 @@ import type { BackendSelection } from './backend.js';
 import { runInChild } from './child.js';
 import { type EpochRecord, EXPORT_TOLERANCE, mulberry32, perClassMetrics, reseedDropout, seededPermutation } from './mnist.js';
 import { renderReportPng } from './report.js';
+import { type Extracted, FeatureExtractor, type Geometry, cutBaseGraph, nchwToNhwc } from './frozen-base.js';
+
+export { cutBaseGraph, nchwToNhwc } from './frozen-base.js';
+import { type DatasetScan, type SkippedFile, problem, scanDataset, validateModelName } from './dataset.js';
+
+export { IMAGE_EXTENSIONS, scanDataset, validateModelName, type DatasetFile, type DatasetScan, type SkippedFile } from './dataset.js';
 
 // ------------------------------------------------------------------------------------------------ options
 
@@ -48,8 +54,6 @@ export const FINETUNE_ARCHITECTURES = ['vgg19', 'inception_v3'] as const;
 export const FEATURE_LAYER: Record<string, string> = { vgg19: 'block5_pool', inception_v3: 'mixed10' };
 /** Input of the top block trained by --unfreeze-top (VGG19 only). */
 export const UNFREEZE_INPUT: Record<string, string> = { vgg19: 'block4_pool' };
-export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif', '.heic', '.heif'];
-const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 
 export interface FinetuneOptions {
   /** Dataset folder: one sub-folder per class, or `train/` and `val/` (or `validation/`) each with class sub-folders. */
@@ -104,7 +108,6 @@ export interface FinetuneEpoch extends EpochRecord {
   feature_seconds?: number;
 }
 
-export interface SkippedFile { file: string; reason: string }
 
 export interface FinetuneResult {
   name: string;
@@ -124,111 +127,6 @@ export interface FinetuneResult {
   seconds: number;
 }
 
-function problem(status: number, slug: string, detail: string, ext: Record<string, unknown> = {}): ProblemError {
-  const title = status === 404 ? 'Not found' : status === 409 ? 'Conflict' : status === 422 ? 'Unusable training data' : status >= 500 ? 'Fine-tuning failed' : 'Bad request';
-  return new ProblemError(status, `finetune-${slug}`, title, detail, ext);
-}
-
-// ------------------------------------------------------------------------------------------------ validation (parent)
-
-/** Checks `name` against the manifest name rule and that `<modelsDir>/<name>` stays inside the models directory. */
-export function validateModelName(name: string, modelsDir: string): string {
-  if (typeof name !== 'string' || name.length === 0) throw problem(400, 'bad-name', 'a model name is required (--name)');
-  if (isAbsolute(name) || name.includes('/') || name.includes('\\') || name.split(/[\\/]/).includes('..')) {
-    throw problem(400, 'bad-name', `model name '${name}' would leave the models directory: give a plain folder name (lowercase letters, digits, '.', '_' or '-')`);
-  }
-  if (!NAME_RE.test(name)) {
-    throw problem(400, 'bad-name', `model name '${name}' is invalid: use lowercase letters, digits, '.', '_' or '-' (max 64, starting with a letter or digit)`);
-  }
-  const root = resolve(modelsDir);
-  const target = resolve(root, name);
-  if (dirname(target) !== root) throw problem(400, 'bad-name', `model name '${name}' would leave the models directory ${root}`);
-  return target;
-}
-
-export interface DatasetFile { path: string; cls: number; split?: 'train' | 'val' }
-
-export interface DatasetScan {
-  root: string;
-  layout: 'class-folders' | 'train-val-folders';
-  classes: string[];
-  files: DatasetFile[];
-  /** Files without an image extension (skipped). */
-  nonImages: SkippedFile[];
-}
-
-const isHidden = (n: string) => n.startsWith('.');
-
-function listImages(dir: string, root: string, nonImages: SkippedFile[]): string[] {
-  const out: string[] = [];
-  for (const d of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
-    if (isHidden(d.name)) continue;
-    const p = join(dir, d.name);
-    if (d.isDirectory()) out.push(...listImages(p, root, nonImages));
-    else if (d.isFile() || d.isSymbolicLink()) {
-      if (IMAGE_EXTENSIONS.includes(extname(d.name).toLowerCase())) out.push(p);
-      else nonImages.push({ file: relative(root, p), reason: 'not an image file (extension)' });
-    }
-  }
-  return out;
-}
-
-function classDirs(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory() && !isHidden(d.name)).map((d) => d.name).sort();
-}
-
-/**
- * Lists the dataset: class names (sorted folder names, as Keras' image_dataset_from_directory) and image files.
- * Throws precise errors for a missing/empty folder, a single class, or a class without images.
- */
-export function scanDataset(dataDir: string): DatasetScan {
-  const root = resolve(dataDir);
-  if (!existsSync(root)) throw problem(400, 'data-not-found', `data folder ${root} does not exist`);
-  if (!statSync(root).isDirectory()) throw problem(400, 'data-not-found', `${root} is not a folder: --data needs a folder with one sub-folder per class`);
-  const top = classDirs(root);
-  const nonImages: SkippedFile[] = [];
-  const files: DatasetFile[] = [];
-  let classes: string[];
-  let layout: DatasetScan['layout'];
-  const valName = top.includes('val') ? 'val' : top.includes('validation') ? 'validation' : undefined;
-  if (top.includes('train') && valName) {
-    layout = 'train-val-folders';
-    classes = classDirs(join(root, 'train'));
-    const valClasses = classDirs(join(root, valName));
-    const unknown = valClasses.filter((c) => !classes.includes(c));
-    if (unknown.length) throw problem(422, 'class-mismatch', `${valName}/ has class folders that train/ does not: ${unknown.join(', ')}`);
-    for (const [split, sub] of [['train', 'train'], ['val', valName]] as const) {
-      classes.forEach((c, i) => {
-        const dir = join(root, sub, c);
-        if (!existsSync(dir)) return;
-        for (const p of listImages(dir, root, nonImages)) files.push({ path: p, cls: i, split });
-      });
-    }
-  } else {
-    layout = 'class-folders';
-    classes = top;
-    classes.forEach((c, i) => { for (const p of listImages(join(root, c), root, nonImages)) files.push({ path: p, cls: i }); });
-  }
-  if (classes.length === 0) {
-    const loose = readdirSync(root).filter((n) => !isHidden(n)).length;
-    throw problem(422, 'no-classes', loose === 0
-      ? `data folder ${root} is empty: put one sub-folder of images per class in it (e.g. ${join(root, 'cats')}/, ${join(root, 'dogs')}/)`
-      : `data folder ${root} has no class sub-folders (only files): put the images of each class in its own sub-folder`);
-  }
-  const counts = classes.map((_, i) => files.filter((f) => f.cls === i).length);
-  if (files.length === 0) throw problem(422, 'no-images', `no image files under ${root} (classes ${classes.join(', ')}; accepted: ${IMAGE_EXTENSIONS.join(' ')})`);
-  if (classes.length < 2) throw problem(422, 'one-class', `only one class ('${classes[0]}') in ${root}: a classifier needs at least two class sub-folders`);
-  const empty = classes.filter((_, i) => counts[i] === 0);
-  if (empty.length) throw problem(422, 'empty-class', `class folder${empty.length > 1 ? 's' : ''} ${empty.map((c) => `'${c}'`).join(', ')} in ${root} ha${empty.length > 1 ? 've' : 's'} no images`);
-  if (layout === 'train-val-folders') {
-    for (const split of ['train', 'val'] as const) {
-      const missing = classes.filter((_, i) => !files.some((f) => f.cls === i && f.split === split));
-      if (split === 'train' && missing.length) throw problem(422, 'empty-class', `train/ has no images of class ${missing.join(', ')}`);
-      if (split === 'val' && missing.length === classes.length) throw problem(422, 'no-validation', `${valName}/ has no images`);
-    }
-  }
-  return { root, layout, classes, files, nonImages };
-}
 
 interface BaseInfo {
   name: string;
@@ -354,7 +252,6 @@ export async function finetuneTask(args: FinetuneTaskArgs, progress: (p: Finetun
 
 // ------------------------------------------------------------------------------------------------ images
 
-interface Geometry { height: number; width: number; channels: 3 }
 
 function toRgb(img: RawImage): RawImage {
   if (img.channels === 3) return img;
@@ -389,100 +286,6 @@ async function augmentImage(img: RawImage, geom: Geometry, rand: () => number): 
     .extract({ left: Math.max(0, left), top: Math.max(0, top), width: Math.min(side, info.width), height: Math.min(side, info.height) })
     .raw().toBuffer({ resolveWithObject: true });
   return resizeForModel({ data: crop.data, width: crop.info.width, height: crop.info.height, channels: 3 }, geom, 'crop');
-}
-
-// ------------------------------------------------------------------------------------------------ the frozen base
-
-/**
- * The base's graph with `outputs` as its only outputs, everything after them pruned, and the external weights the
- * rest needs read into the graph (self-contained: no model.weights.bin lookup relative to the working directory).
- */
-export function cutBaseGraph(modelPath: string, outputs: string[]): GraphProto {
-  const model = decodeModel(readFileSync(modelPath));
-  const graph = model.graph!;
-  const produced = new Set((graph.node ?? []).flatMap((n) => n.output ?? []));
-  for (const o of outputs) {
-    if (!produced.has(o)) throw problem(422, 'base-layer-missing', `base model ${modelPath} has no layer '${o}' to cut at (is it a ${FINETUNE_ARCHITECTURES.join('/')} graph from 'convserve models'?)`);
-  }
-  const pruned = pruneUnused({ ...graph, output: outputs.map((o) => makeValueInfo(o, 'float32')), valueInfo: [] });
-  materializeExternal(pruned.initializer ?? [], dirname(modelPath));
-  return pruned;
-}
-
-const ORT_THREADS = Math.max(1, Math.min(4, availableParallelism()));
-const ortOptions = (threads = ORT_THREADS): ort.InferenceSession.SessionOptions => ({
-  logSeverityLevel: 3, intraOpNumThreads: threads, interOpNumThreads: 1,
-  extra: { session: { intra_op: { allow_spinning: '0' } } },
-});
-
-interface Extracted { data: Float32Array; shape: number[] }
-
-/** ORT session over the cut base: outputs `pooled` ([N, C], GAP of the feature layer) and the requested maps. */
-class FeatureExtractor {
-  private constructor(private readonly session: ort.InferenceSession, readonly geom: Geometry, readonly mode: 'caffe' | 'tf') {}
-
-  static async create(graph: GraphProto, featureLayer: string, geom: Geometry, mode: 'caffe' | 'tf'): Promise<FeatureExtractor> {
-    const g = GraphBuilder.fromGraph(graph, 'features');
-    const gap = g.node('GlobalAveragePool', [featureLayer], {}, { outputs: ['ft_gap'] });
-    g.node('Flatten', [gap], { axis: 1 }, { outputs: ['pooled'] });
-    g.output('pooled', 'float32');
-    const bytes = encodeModel({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }], producerName: 'convserve finetune', graph: g.toGraph() });
-    return new FeatureExtractor(await ort.InferenceSession.create(bytes, ortOptions()), geom, mode);
-  }
-
-  /**
-   * Runs `images` (decoded RGB) through the base in batches; `prepare` turns each into an input-size image
-   * (centre crop, or an augmentation). Spatial maps come back NHWC (tfjs layout).
-   */
-  async run(count: number, image: (i: number) => Promise<RawImage>, fetches: string[], onBatch?: (done: number) => void, batch = 8): Promise<Record<string, Extracted>> {
-    const { height, width } = this.geom;
-    const per = 3 * height * width;
-    const parts: Record<string, Float32Array[]> = Object.fromEntries(fetches.map((f) => [f, []]));
-    const shapes: Record<string, number[]> = {};
-    for (let s = 0; s < count; s += batch) {
-      const n = Math.min(batch, count - s);
-      const x = new Float32Array(n * per);
-      for (let i = 0; i < n; i++) toInputTensor(await image(s + i), this.mode, x, i * per);
-      const out = await this.session.run({ input: new ort.Tensor('float32', x, [n, 3, height, width]) }, fetches);
-      for (const f of fetches) {
-        const t = out[f]!;
-        const dims = t.dims.map(Number);
-        const data = t.data as Float32Array;
-        if (dims.length === 4) {
-          const [, c, h, w] = dims as [number, number, number, number];
-          parts[f]!.push(nchwToNhwc(data, n, c, h, w));
-          shapes[f] = [h, w, c];
-        } else {
-          parts[f]!.push(Float32Array.from(data));
-          shapes[f] = dims.slice(1);
-        }
-        t.dispose?.();
-      }
-      onBatch?.(s + n);
-    }
-    const result: Record<string, Extracted> = {};
-    for (const f of fetches) {
-      const per1 = shapes[f]!.reduce((a, b) => a * b, 1);
-      const all = new Float32Array(count * per1);
-      let off = 0;
-      for (const p of parts[f]!) { all.set(p, off); off += p.length; }
-      result[f] = { data: all, shape: shapes[f]! };
-    }
-    return result;
-  }
-
-  release(): Promise<void> {
-    return this.session.release();
-  }
-}
-
-export function nchwToNhwc(data: Float32Array, n: number, c: number, h: number, w: number): Float32Array {
-  const out = new Float32Array(n * c * h * w);
-  for (let b = 0; b < n; b++)
-    for (let ch = 0; ch < c; ch++)
-      for (let y = 0; y < h; y++)
-        for (let x = 0; x < w; x++) out[((b * h + y) * w + x) * c + ch] = data[((b * c + ch) * h + y) * w + x]!;
-  return out;
 }
 
 // ------------------------------------------------------------------------------------------------ training (child)
