@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
@@ -140,6 +142,29 @@ describe('classification over HTTP (synthetic reduced-width VGG19 and InceptionV
     const models = await request(emptySvc.url).get('/v1/models').expect(200);
     const vgg = models.body.models.find((m: { name: string }) => m.name === 'vgg19');
     assert.equal(vgg.status, 'missing');
+  });
+
+  it('a failed background download (auto-fetch) leaves the model missing, with its install commands', async () => {
+    const requests: string[] = [];
+    const mirror = http.createServer((req, res) => { requests.push(req.url ?? ''); res.statusCode = 404; res.end(); });
+    await new Promise<void>((r) => mirror.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(mirror.address() as AddressInfo).port}`;
+    const s = await startService({ config: testConfig({ modelsDir: tempDir(), autoFetch: true, weightsBaseUrl: base }), plugins: [inferencePlugin()] });
+    try {
+      for (let i = 0; i < 200 && requests.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(requests.length > 0, 'the service tried the (local) mirror');
+      let vgg: { status: string; install?: string[] } | undefined;
+      for (let i = 0; i < 100; i++) {
+        vgg = (await request(s.url).get('/v1/models').expect(200)).body.models.find((m: { name: string }) => m.name === 'vgg19');
+        if (vgg?.status !== 'downloading') break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(vgg?.status, 'missing');
+      assert.deepEqual(vgg?.install, ['convserve models fetch vgg19', 'convserve models synth vgg19']);
+    } finally {
+      await s.shutdown();
+      mirror.close();
+    }
   });
 
   it('GET /v1/models lists installed models as ready, with untrained weights flagged', async () => {

@@ -105,10 +105,12 @@ export function inferencePlugin(): ServicePlugin {
             if (registry.get(arch)?.status !== 'missing') continue;
             logger.info({ model: arch }, 'downloading the official ImageNet weights in the background (CONVSERVE_AUTO_FETCH=false to disable)');
             try {
-              await registry.fetch(arch);
+              await registry.fetch(arch, { baseUrl: config.weightsBaseUrl });
               await models.loadAllReady();
             } catch (e) {
-              logger.warn({ model: arch, err: (e as Error).message }, 'background download failed; the model stays unavailable');
+              // Back to `missing`, so clients see the commands that install it (the reason is in the log).
+              registry.clearTransient(arch);
+              logger.warn({ model: arch, err: (e as Error).message }, 'background download failed; the model stays missing');
               break; // offline: no point trying the next one
             }
           }
