@@ -144,6 +144,20 @@ describe('classification over HTTP (synthetic reduced-width VGG19 and InceptionV
     assert.equal(vgg.status, 'missing');
   });
 
+  it('after an inference worker crash the service keeps classifying on its replacement (no restart, ready)', async () => {
+    // (A run already sent to the dying worker fails with 503 engine-worker-crashed: test/engine.test.ts.)
+    const { png } = await photo(224, 224, 9);
+    const engine = (svc.ctx.services as { engine: import('../src/engine/engine.js').Engine }).engine;
+    const restarts = engine.stats.workerRestarts;
+    const replaced = new Promise((r) => engine.once('worker-restart', r));
+    engine.injectWorkerCrash(0);
+    await replaced;
+    assert.equal(engine.stats.workerRestarts, restarts + 1);
+    const ok = await request(svc.url).post('/v1/classify?model=vgg19&top=1').attach('image', png, 'p.png').expect(200);
+    assert.equal(ok.body.predictions.length, 1);
+    await request(svc.url).get('/readyz').expect(200);
+  });
+
   it('a failed background download (auto-fetch) leaves the model missing, with its install commands', async () => {
     const requests: string[] = [];
     const mirror = http.createServer((req, res) => { requests.push(req.url ?? ''); res.statusCode = 404; res.end(); });
