@@ -46,6 +46,10 @@ function problemHandler(ctx: AppContext): ErrorRequestHandler {
     if (err instanceof ProblemError) problem = err;
     else if ((err as { type?: string })?.type === 'entity.parse.failed') problem = new ProblemError(400, 'invalid-json', 'Bad request', `The JSON body could not be parsed: ${(err as Error).message}`);
     else if ((err as { type?: string })?.type === 'entity.too.large') problem = new ProblemError(413, 'body-too-large', 'Content too large', 'The request body is too large.');
+    else if (isClientHttpError(err)) {
+      // http-errors from express/send (e.g. a path that escapes a static root → 403): the client's fault, not a 500.
+      problem = new ProblemError(err.status, err.status === 403 ? 'forbidden' : err.status === 404 ? 'no-such-route' : 'bad-request', err.status === 403 ? 'Forbidden' : err.status === 404 ? 'Not found' : 'Bad request', err.message);
+    }
     else {
       (req as { log?: typeof ctx.logger }).log?.error({ err }, 'unhandled error');
       problem = new ProblemError(500, 'internal-error', 'Internal server error', 'An unexpected error occurred; it has been logged with this request id.');
@@ -55,4 +59,9 @@ function problemHandler(ctx: AppContext): ErrorRequestHandler {
     res.status(problem.status).set(problem.headers).type('application/problem+json')
       .send(JSON.stringify({ ...problem.toBody(req.originalUrl), ...(id ? { request_id: String(id) } : {}) }));
   };
+}
+
+function isClientHttpError(err: unknown): err is { status: number; message: string } {
+  const e = err as { status?: unknown; expose?: unknown };
+  return typeof e?.status === 'number' && e.status >= 400 && e.status < 500 && e.expose === true;
 }
