@@ -100,6 +100,16 @@ describe('OpenAPI description and Prometheus metrics', () => {
   it('every operation answers what the spec declares (status, content type, body schema)', async () => {
     await call('get', '/healthz', '/healthz');
     await call('get', '/readyz', '/readyz');
+    // /v1/info: the tfjs backend is probed once in a child process; poll until it is known.
+    let info = (await call('get', '/v1/info', '/v1/info')).body;
+    for (let i = 0; i < 300 && info.tfjs.state === 'probing'; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      info = (await call('get', '/v1/info', '/v1/info')).body;
+    }
+    assert.equal(info.tfjs.state, 'done', JSON.stringify(info.tfjs));
+    assert.ok(['tfjs-node-gpu', 'tfjs-node', 'wasm', 'cpu'].includes(info.tfjs.backend));
+    assert.deepEqual(info.tfjs.tried.map((t: { name: string }) => t.name).slice(0, 2), ['tfjs-node-gpu', 'tfjs-node']);
+    assert.match(info.onnxruntime.version, /^\d+\.\d+/);
     await call('get', '/openapi.json', '/openapi.json');
     await call('get', '/metrics', '/metrics');
     await call('get', '/', '/');

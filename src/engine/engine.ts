@@ -120,7 +120,7 @@ export class Engine extends EventEmitter {
   private readonly queue: Task[] = [];
   private readonly sessions = new Map<string, SessionSource>();
   private stopped = false;
-  private readonly sessionOptions: SessionOptionsSpec;
+  readonly sessionOptions: SessionOptionsSpec;
   /** Counters for /metrics and /v1/info. */
   readonly stats = { workerRestarts: 0, runs: 0, failures: 0 };
 
@@ -142,6 +142,10 @@ export class Engine extends EventEmitter {
     if (this.stopped) return 'engine stopped';
     const alive = this.workers.filter((w) => !w.dead).length;
     return alive === 0 ? 'no inference worker alive' : null;
+  }
+
+  get workerCount(): number {
+    return this.workers.length;
   }
 
   get queueLength(): number {

@@ -6,6 +6,22 @@ import { JOB_STATUSES } from '../jobs/store.js';
 
 export const HealthResponse = z.object({ status: z.literal('ok'), uptime_s: z.number().int() });
 
+export const InfoResponse = z.object({
+  name: z.literal('convserve'),
+  version: z.string(),
+  node: z.string(),
+  onnxruntime: z.object({ version: z.string(), execution_providers: z.array(z.string()), workers: z.number().int(), threads: z.number().int(), runs: z.number().int(), worker_restarts: z.number().int() }),
+  tfjs: z.object({
+    state: z.enum(['probing', 'done', 'failed']),
+    backend: z.string().optional(),
+    tf_backend: z.string().optional(),
+    tried: z.array(z.object({ name: z.string(), ok: z.boolean(), error: z.string().optional() })).optional(),
+    error: z.string().optional(),
+  }).describe('TensorFlow.js backend selection (tfjs-node-gpu → tfjs-node → wasm → cpu), probed once in a child process'),
+  models_dir: z.string(),
+  data_dir: z.string(),
+});
+
 const TaskState = z.object({ state: z.enum(['pending', 'done', 'failed']), error: z.string().optional() });
 export const ReadyResponse = z.object({
   status: z.enum(['ready', 'not-ready']),

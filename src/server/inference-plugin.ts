@@ -14,6 +14,11 @@ import type { Logger } from '../util/logger.js';
 import type { AppContext } from './context.js';
 import { classifyRoutes } from './routes/classify.js';
 import { route } from './api.js';
+import { InfoResponse } from './api-schemas.js';
+import { createRequire } from 'node:module';
+import { resolve } from 'node:path';
+import type { BackendSelection } from '../train/backend.js';
+import { runInChild } from '../train/child.js';
 import type { ServicePlugin } from './service.js';
 
 export interface InferenceServices {
@@ -142,6 +147,26 @@ export function inferencePlugin(): ServicePlugin {
         });
       });
       route(r, {
+        method: 'get', path: '/v1/info', operationId: 'info', tags: ['ops'],
+        summary: 'Versions and runtimes: Node, ONNX Runtime (providers, workers, threads), the TensorFlow.js backend selection',
+        description: 'The tfjs backend (tfjs-node-gpu → tfjs-node → wasm → cpu) is probed once, in a child process (tfjs never loads on the HTTP thread); until it answers, `tfjs.state` is `probing`.',
+        responses: { 200: { description: 'Runtime information', content: { 'application/json': InfoResponse } } },
+      }, async (_req, res) => {
+        const { engine } = inferenceServices(ctx);
+        res.json({
+          name: 'convserve',
+          version: process.env.npm_package_version ?? PACKAGE_VERSION,
+          node: process.version,
+          onnxruntime: {
+            version: ortVersion(), execution_providers: engine.sessionOptions.executionProviders, workers: engine.workerCount,
+            threads: engine.sessionOptions.intraOpThreads, runs: engine.stats.runs, worker_restarts: engine.stats.workerRestarts,
+          },
+          tfjs: tfjsSelection(ctx),
+          models_dir: resolve(ctx.config.modelsDir),
+          data_dir: resolve(ctx.config.dataDir),
+        } satisfies z.input<typeof InfoResponse>);
+      });
+      route(r, {
         method: 'post', path: '/v1/models/reload', operationId: 'reloadModels', tags: ['classify'],
         summary: 'Rescan the models directory and load new or changed models (same as SIGHUP)',
         description: 'For a model written while the service runs (convserve finetune, models import/synth): answers when the new or replaced models are loaded.',
@@ -162,4 +187,33 @@ export function inferencePlugin(): ServicePlugin {
       await inferenceServices(ctx).engine?.stop();
     },
   };
+}
+
+const PACKAGE_VERSION = '0.1.0';
+
+function ortVersion(): string {
+  try {
+    return (createRequire(import.meta.url)('onnxruntime-node/package.json') as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+type TfjsInfo = z.input<typeof InfoResponse>['tfjs'];
+const tfjsProbes = new WeakMap<AppContext, TfjsInfo>();
+
+/** The tfjs backend selection, probed once per service in a child process (logged when known). */
+function tfjsSelection(ctx: AppContext): TfjsInfo {
+  let info = tfjsProbes.get(ctx);
+  if (!info) {
+    info = { state: 'probing' };
+    tfjsProbes.set(ctx, info);
+    runInChild<unknown, unknown, BackendSelection>(new URL('../train/backend.js', import.meta.url), 'backendProbeTask', {}).then((s) => {
+      tfjsProbes.set(ctx, { state: 'done', backend: s.backend, tf_backend: s.tfBackend, tried: s.tried });
+      ctx.logger.info({ tfjs_backend: s.backend, tried: s.tried.map((t) => `${t.name}:${t.ok ? 'ok' : 'unavailable'}`) }, 'TensorFlow.js backend selected');
+    }, (e: unknown) => {
+      tfjsProbes.set(ctx, { state: 'failed', error: (e as Error).message.split('\n')[0] });
+    });
+  }
+  return info;
 }
