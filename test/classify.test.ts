@@ -55,6 +55,12 @@ describe('classification over HTTP (synthetic reduced-width VGG19 and InceptionV
   });
   after(async () => { await svc?.shutdown(); await emptySvc?.shutdown(); });
 
+  it('installed models are loaded and warmed up (one run each) before /readyz says ready', async () => {
+    const engine = (svc.ctx.services as { engine: import('../src/engine/engine.js').Engine }).engine;
+    await request(svc.url).get('/readyz').expect(200);
+    assert.equal(engine.stats.runs, 2, 'one warm-up run per model, before any request');
+  });
+
   for (const [model, size, mode] of [['vgg19', 224, 'caffe'], ['inception_v3', 299, 'tf']] as const) {
     it(`${model}: ${mode} preprocessing and top-k match a direct ORT run (squash, image at input size)`, async () => {
       const { raw, png } = await photo(size, size, 1);
