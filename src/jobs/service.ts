@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import type { Config } from '../config.js';
-import { type RawImage, decodeImage, encodeImage, probeImage } from '../image/io.js';
+import { decodeImage, encodeImage, probeImage } from '../image/io.js';
 import type { Services } from '../server/context.js';
 import { parseParams } from '../server/params.js';
 import type { Logger } from '../util/logger.js';

@@ -9,14 +9,13 @@
 //    Then every layer's weight count and every shape must match exactly.
 // 3. Read the data, convert (HWIO→OIHW, BN folding, fc1 row permutation), build the graph, and write the folder
 //    through a temporary sibling directory that is renamed into place at the end.
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { ProblemError } from '../util/problem.js';
 import { ARCHITECTURES, getArchitecture } from './architectures/index.js';
 import type { Architecture, KerasLayerSpec, KerasWeights } from './architectures/layers.js';
 import { H5FormatError, type H5LayerInfo, KerasH5Reader } from './keras-h5.js';
-import { type Labels, type Manifest, type Provenance, Labels as LabelsSchema, labelsFromKerasClassIndex, writeManifest } from './manifest.js';
+import { type Labels, type Manifest, type Provenance, Labels as LabelsSchema, labelsFromKerasClassIndex, writeManifest, writeModelFiles } from './manifest.js';
 
 export type ImportErrorKind =
   | 'not-found' | 'not-hdf5' | 'truncated' | 'not-keras' | 'corrupt'
@@ -188,7 +187,6 @@ export function placeholderLabels(classes: number): Labels {
   return Array.from({ length: classes }, (_, i) => ({ label: `class_${i}` }));
 }
 
-const sha256 = (bytes: Uint8Array | string) => createHash('sha256').update(bytes).digest('hex');
 
 /**
  * Replaces `<modelsDir>/<name>` with the finished temp folder: rename the old one aside, rename the new one in,
@@ -280,13 +278,7 @@ export async function importKerasModel(opts: ImportOptions): Promise<ImportResul
     const files: Record<string, Uint8Array | string> = { [MODEL_FILE]: serialized.model };
     if (serialized.externalData) files[WEIGHTS_FILE] = serialized.externalData;
     if (labels) files[LABELS_FILE] = JSON.stringify(labels, null, 1) + '\n';
-    const hashes: Record<string, string> = {};
-    const sizes: Record<string, number> = {};
-    for (const [fname, bytes] of Object.entries(files)) {
-      writeFileSync(join(tmp, fname), bytes);
-      hashes[fname] = sha256(bytes);
-      sizes[fname] = typeof bytes === 'string' ? Buffer.byteLength(bytes) : bytes.byteLength;
-    }
+    const { sha256: hashes, sizes } = writeModelFiles(tmp, files);
     const fixed = arch.name === 'vgg19' && plan.includeTop;
     const manifest: Manifest = {
       schema: 1,

@@ -1,6 +1,7 @@
 // manifest.json: the contract between whoever writes a model folder (import, synth, training, fine-tune)
 // and whoever serves it (registry, engine, classify). One schema, validated on read and on write.
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { writeAtomic } from '../onnx/builder.js';
@@ -108,4 +109,21 @@ export function labelsFromKerasClassIndex(index: Record<string, [string, string]
     if (!entry) throw new Error(`class index has no entry "${i}"`);
     return { wnid: entry[0], label: entry[1] };
   });
+}
+
+export const sha256Hex = (bytes: Uint8Array | string): string => createHash('sha256').update(bytes).digest('hex');
+
+/**
+ * Writes a model folder's files (into `dir`, usually a temp folder that is renamed into place afterwards) and
+ * returns what the manifest records about them: `files.sha256` and `files.sizes`.
+ */
+export function writeModelFiles(dir: string, files: Record<string, Uint8Array | string>): { sha256: Record<string, string>; sizes: Record<string, number> } {
+  const sha256: Record<string, string> = {};
+  const sizes: Record<string, number> = {};
+  for (const [name, bytes] of Object.entries(files)) {
+    writeFileSync(join(dir, name), bytes);
+    sha256[name] = sha256Hex(bytes);
+    sizes[name] = typeof bytes === 'string' ? Buffer.byteLength(bytes) : bytes.byteLength;
+  }
+  return { sha256, sizes };
 }

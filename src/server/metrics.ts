@@ -29,7 +29,7 @@ export class ServiceMetrics {
   private readonly httpDuration: Histogram<'method' | 'route' | 'status'>;
   private readonly unsubscribe: (() => void)[] = [];
 
-  constructor(private readonly ctx: AppContext) {
+  constructor(ctx: AppContext) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     this.httpRequests = new Counter({ name: 'convserve_http_requests_total', help: 'HTTP requests by method, route template and status code.', labelNames: ['method', 'route', 'status'], registers });

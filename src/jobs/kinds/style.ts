@@ -10,7 +10,7 @@ import { Prng } from '../../models/synth.js';
 import { gradServices, modelStamp, requireModel } from '../../ops/grad-session.js';
 import { type Optimizer, createOptimizer, deserializeOptimizer } from '../../ops/optim.js';
 import {
-  RECIPES, type StyleRecipe, type StyleTargets, blendLossOffset, computeTargets, evaluateStyle, perLayerStyleWeight, styleSessions,
+  RECIPES, type StyleTargets, blendLossOffset, computeTargets, evaluateStyle, perLayerStyleWeight, styleSessions,
 } from '../../ops/style.js';
 import { type Chw, bytesOf, deprocess, floatsOf, keepChroma, preprocess, resizeRaw, toRgb } from '../../ops/tensor-image.js';
 import { zBool } from '../../server/params.js';
