@@ -60,21 +60,28 @@ export async function timeIt(reps: number, fn: () => Promise<unknown>): Promise<
   return times;
 }
 
+/** A one-worker Engine with the bench's thread count for the duration of `fn` (the service's own session path). */
+async function withEngine<T>(ctx: BenchContext, fn: (engine: Engine) => Promise<T>): Promise<T> {
+  const engine = new Engine({ workers: 1, threads: ctx.threads, taskTimeoutMs: 600_000, logger: ctx.logger });
+  await engine.start();
+  try {
+    return await fn(engine);
+  } finally {
+    await engine.stop();
+  }
+}
+
 function forwardWorkload(name: string, arch: 'vgg19' | 'inception_v3', shape: number[], description: string): Workload {
   return {
     name,
     description,
     async run(ctx) {
       const modelPath = await benchModel(ctx, arch);
-      const engine = new Engine({ workers: 1, threads: ctx.threads, taskTimeoutMs: 600_000, logger: ctx.logger });
-      await engine.start();
-      try {
+      return withEngine(ctx, async (engine) => {
         await engine.load(name, { path: modelPath });
         const times = await timeIt(ctx.reps, () => engine.run(name, { input: { dims: shape, data: randomInput(shape) } }, { fetches: ['probabilities'] }));
         return { shape, times };
-      } finally {
-        await engine.stop();
-      }
+      });
     },
   };
 }
@@ -144,9 +151,7 @@ const styleStep: Workload = {
   async run(ctx) {
     const modelPath = await benchModel(ctx, 'vgg19');
     const shape = [1, 3, 512, 512];
-    const engine = new Engine({ workers: 1, threads: ctx.threads, taskTimeoutMs: 600_000, logger: ctx.logger });
-    await engine.start();
-    try {
+    return withEngine(ctx, async (engine) => {
       const t0 = performance.now();
       const gradBytes = buildGradientModel(modelPath, (b) => addStyleLoss(b, 'gatys'));
       const buildMs = performance.now() - t0;
@@ -168,9 +173,7 @@ const styleStep: Workload = {
       };
       const times = await timeIt(ctx.reps, () => engine.run('style_step', feeds(), { priority: 'job', fetches: ['loss', IMAGE_GRAD] }));
       return { shape, times, extra: { graph_build_ms: Math.round(buildMs), session_load_ms: Math.round(info.loadMs) } };
-    } finally {
-      await engine.stop();
-    }
+    });
   },
 };
 
@@ -186,9 +189,7 @@ const dreamStep: Workload = {
     const shape = [1, 3, 512, 512];
     const layers = ['mixed4', 'mixed5', 'mixed6', 'mixed7'];
     const coeffs = [1, 1.5, 2, 2.5];
-    const engine = new Engine({ workers: 1, threads: ctx.threads, taskTimeoutMs: 600_000, logger: ctx.logger });
-    await engine.start();
-    try {
+    return withEngine(ctx, async (engine) => {
       const t0 = performance.now();
       const bytes = buildGradientModel(modelPath, (b) => addDreamLoss(b, { layers, crop: 0 }));
       const buildMs = performance.now() - t0;
@@ -201,9 +202,7 @@ const dreamStep: Workload = {
       };
       const times = await timeIt(ctx.reps, () => engine.run('dream_step', feeds(), { priority: 'job', fetches: ['loss', IMAGE_GRAD] }));
       return { shape, times, extra: { graph_build_ms: Math.round(buildMs), session_load_ms: Math.round(info.loadMs) } };
-    } finally {
-      await engine.stop();
-    }
+    });
   },
 };
 
