@@ -8,7 +8,7 @@ import sharp from 'sharp';
 import dreamKind from '../src/jobs/kinds/dream.js';
 import type { JobContext } from '../src/jobs/kind.js';
 import { jobsPlugin } from '../src/jobs/plugin.js';
-import { parseParams } from '../src/server/params.js';
+import { parseParams } from '../src/util/params.js';
 import { logger } from '../src/util/logger.js';
 import { synthesizeModel } from '../src/models/synth.js';
 import { octaveShapes, rollFor, tiledGradient } from '../src/ops/dream.js';

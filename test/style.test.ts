@@ -14,7 +14,7 @@ import { synthesizeModel } from '../src/models/synth.js';
 import { IMAGE_INPUT, buildForwardModel, modelStamp, requireModel } from '../src/ops/grad-session.js';
 import { RECIPES, computeTargets, evaluateStyle, perLayerStyleWeight, styleSessions } from '../src/ops/style.js';
 import { preprocess, rgbToYcbcr } from '../src/ops/tensor-image.js';
-import { parseParams } from '../src/server/params.js';
+import { parseParams } from '../src/util/params.js';
 import { type InferenceServices, createInferenceServices } from '../src/server/inference-plugin.js';
 import { logger } from '../src/util/logger.js';
 import { tempDir } from './helpers/app.js';

@@ -44,7 +44,7 @@ async function runKind(kind: 'dream' | 'style', inputs: JobInputs, params: Recor
   let started = false;
   try {
     const out = await runJobLocally(kind, inputs, params, {
-      config, signal: ac.signal, services: services as never,
+      config, signal: ac.signal, services,
       onProgress: (p) => {
         if (bar) {
           if (!started) { bar.start(p.total, 0, { loss: '?', step_ms: '?', eta_s: '?' }); started = true; }

@@ -8,8 +8,11 @@ import { readdirSync } from 'node:fs';
 import type { z } from 'zod';
 import type { Config } from '../config.js';
 import type { RawImage } from '../image/io.js';
-import type { Services } from '../server/context.js';
+import type { GradServices } from '../ops/grad-session.js';
 import type { Logger } from '../util/logger.js';
+
+/** The long-lived services job kinds may use. */
+export type JobServices = GradServices;
 
 /** Decoded input images by field name (`inputs.image[0]`, or `inputs.content[0]` + `inputs.style`). */
 export type JobInputs = Record<string, RawImage[]>;
@@ -30,8 +33,8 @@ export interface JobContext {
   /** Aborted when the job is cancelled, hits its wall-clock limit, or the service shuts down. Long steps should honour it. */
   signal: AbortSignal;
   logger: Logger;
-  /** The long-lived services of the process (ctx.services: e.g. `engine` once it exists); `{}` when run locally. */
-  services: Services;
+  /** The inference engine and model registry, when the process runs them (absent for kinds that need none, e.g. blur-sweep run locally). */
+  services?: JobServices;
 }
 
 export interface StepContext<P = unknown> extends JobContext {

@@ -3,11 +3,10 @@
 import type { Config } from '../config.js';
 import { loadConfig } from '../config.js';
 import type { RawImage } from '../image/io.js';
-import { parseParams } from '../server/params.js';
-import type { Services } from '../server/context.js';
+import { parseParams } from '../util/params.js';
 import { type Logger, logger as rootLogger } from '../util/logger.js';
 import { badRequest } from '../util/problem.js';
-import { type AnyJobKind, type JobInputs, getJobKind, loadBuiltinJobKinds } from './kind.js';
+import { type AnyJobKind, type JobInputs, type JobServices, getJobKind, loadBuiltinJobKinds } from './kind.js';
 import { type Progress, runStepLoop } from './runner.js';
 import { unknownKind } from './service.js';
 
@@ -16,7 +15,7 @@ export interface LocalRunOptions {
   onPreview?(image: RawImage, step: number): void | Promise<void>;
   signal?: AbortSignal;
   config?: Config;
-  services?: Services;
+  services?: JobServices;
   logger?: Logger;
 }
 
@@ -47,7 +46,7 @@ export async function runJobLocally(kind: string | AnyJobKind, inputs: JobInputs
   const wallClockMs = Math.min(config.jobWallClockMs, k.maxWallClockMs?.(config, p) ?? Number.POSITIVE_INFINITY);
   const out = await runStepLoop({
     kind: k, params: p, inputs, wallClockMs,
-    ctx: { jobId: 'local', config, signal, logger: opts.logger ?? rootLogger, services: opts.services ?? {} },
+    ctx: { jobId: 'local', config, signal, logger: opts.logger ?? rootLogger, services: opts.services },
     hooks: { onProgress: opts.onProgress, onPreview: opts.onPreview },
   });
   if (out.outcome === 'succeeded') return { result: out.result, params: p, steps: out.step, runMs: out.runMs };

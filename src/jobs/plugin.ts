@@ -5,6 +5,7 @@ import type { ServicePlugin } from '../server/service.js';
 import { loadBuiltinJobKinds } from './kind.js';
 import { endEventStreams, jobRoutes } from './routes.js';
 import { JobService } from './service.js';
+import { inferenceServices } from '../server/inference-plugin.js';
 
 export function jobService(ctx: AppContext): JobService {
   const s = ctx.services.jobs;
@@ -16,7 +17,7 @@ export const jobsPlugin: ServicePlugin = {
   name: 'jobs',
   async start(ctx) {
     await loadBuiltinJobKinds();
-    const service = new JobService({ config: ctx.config, logger: ctx.logger, services: ctx.services });
+    const service = new JobService({ config: ctx.config, logger: ctx.logger, services: ctx.services.engine ? inferenceServices(ctx) : undefined });
     ctx.services.jobs = service;
     await service.start();
   },

@@ -4,7 +4,7 @@ import { createReadStream } from 'node:fs';
 import { type NextFunction, type Request, type RequestHandler, type Response, Router } from 'express';
 import { z } from 'zod';
 import type { AppContext } from '../server/context.js';
-import { parseParams } from '../server/params.js';
+import { parseParams } from '../util/params.js';
 import { imageUpload } from '../server/upload.js';
 import { badRequest } from '../util/problem.js';
 import { jobKinds } from './kind.js';

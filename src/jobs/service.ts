@@ -6,11 +6,10 @@ import { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import type { Config } from '../config.js';
 import { decodeImage, encodeImage, probeImage } from '../image/io.js';
-import type { Services } from '../server/context.js';
-import { parseParams } from '../server/params.js';
+import { parseParams } from '../util/params.js';
 import type { Logger } from '../util/logger.js';
 import { ProblemError, badRequest, notFound, tooManyRequests, unavailable } from '../util/problem.js';
-import { type AnyJobKind, type JobContext, type JobInputs, getJobKind, jobKindNames } from './kind.js';
+import { type AnyJobKind, type JobContext, type JobServices, type JobInputs, getJobKind, jobKindNames } from './kind.js';
 import { type LoopOutcome, type Progress, runStepLoop } from './runner.js';
 import { type JobEvent, type JobEventType, type JobRecord, type JobStatus, JOB_ID_RE, JobStore, isTerminal } from './store.js';
 
@@ -46,7 +45,7 @@ export interface ListQuery {
 export interface JobServiceOptions {
   config: Config;
   logger: Logger;
-  services?: Services;
+  services?: JobServices;
 }
 
 interface Active {
@@ -67,7 +66,7 @@ export class JobService {
   readonly store: JobStore;
   private readonly config: Config;
   private readonly logger: Logger;
-  private readonly services: Services;
+  private readonly services: JobServices | undefined;
   private readonly jobs = new Map<string, JobRecord>();
   private readonly queue: string[] = [];
   private readonly active = new Map<string, Active>();
@@ -82,7 +81,7 @@ export class JobService {
   constructor(opts: JobServiceOptions) {
     this.config = opts.config;
     this.logger = opts.logger.child({ area: 'jobs' });
-    this.services = opts.services ?? {};
+    this.services = opts.services;
     this.store = new JobStore(opts.config.dataDir);
     this.bus.setMaxListeners(0);
   }

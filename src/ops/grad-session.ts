@@ -10,7 +10,6 @@ import type { ModelEntry, ModelRegistry } from '../models/registry.js';
 import { gradientModel, pruneUnused } from '../onnx/autodiff.js';
 import { GraphBuilder } from '../onnx/builder.js';
 import { type ModelProto, type TensorProto, decodeModel, encodeModel, onnx } from '../onnx/proto.js';
-import type { Services } from '../server/context.js';
 import { unavailable, badRequest } from '../util/problem.js';
 
 /** Name of the image input of every architecture graph (NCHW, symbolic N/H/W). */
@@ -106,10 +105,9 @@ export interface GradServices {
   registry: ModelRegistry;
 }
 
-export function gradServices(services: Services): GradServices {
-  const { engine, registry } = services as Partial<GradServices>;
-  if (!engine || !registry) throw unavailable('engine-unavailable', 'This operation needs the inference engine and the model registry (the inference plugin is not running).');
-  return { engine, registry };
+export function gradServices(services: GradServices | undefined): GradServices {
+  if (!services) throw unavailable('engine-unavailable', 'This operation needs the inference engine and the model registry (the inference plugin is not running).');
+  return services;
 }
 
 /** A ready model of the given architecture (any variant: top or notop), or a ProblemError saying why not. */

@@ -13,7 +13,7 @@ import {
   RECIPES, type StyleTargets, blendLossOffset, computeTargets, evaluateStyle, perLayerStyleWeight, styleSessions,
 } from '../../ops/style.js';
 import { type Chw, bytesOf, deprocess, floatsOf, keepChroma, preprocess, resizeRaw, toRgb } from '../../ops/tensor-image.js';
-import { zBool } from '../../server/params.js';
+import { zBool } from '../../util/params.js';
 import { badRequest, tooLarge } from '../../util/problem.js';
 import { type JobContext, type JobInputs, defineJobKind } from '../kind.js';
 

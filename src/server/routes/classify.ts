@@ -4,7 +4,8 @@ import type { ClassifyService } from '../../ops/classify-service.js';
 import type { AppContext } from '../context.js';
 import { ClassifyResponse } from '../api-schemas.js';
 import { route } from '../api.js';
-import { parseParams, requestParams } from '../params.js';
+import { requestParams } from '../params.js';
+import { parseParams } from '../../util/params.js';
 import { imageUpload } from '../upload.js';
 
 export const ClassifyParams = z.object({

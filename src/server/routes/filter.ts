@@ -6,7 +6,8 @@ import { chooseOutputFormat, contentTypeOf, decodeImage, encodeImage } from '../
 import { filterImage } from '../../ops/filter.js';
 import { NAMED_KERNELS, resolveKernel } from '../../ops/kernels.js';
 import type { AppContext } from '../context.js';
-import { parseParams, requestParams, zBool, zNumber } from '../params.js';
+import { requestParams } from '../params.js';
+import { parseParams, zBool, zNumber } from '../../util/params.js';
 import { imageUpload } from '../upload.js';
 
 export const FilterParams = z.object({
