@@ -96,7 +96,7 @@ test('ReLU(max_value), LeakyReLU, ELU, Softmax, ThresholdedReLU layers match tfj
   const elu = L.elu({ name: 'elu' }).apply(conv) as Sym;
   const thr = L.thresholdedReLU({ theta: 0.2, name: 'thresholded' }).apply(conv) as Sym;
   const sum = L.add({ name: 'sum' }).apply([relu, leaky, elu, thr]) as Sym;
-  const soft = L.softmax({ name: 'soft_c' }).apply(sum) as Sym;
+  const soft = L.softmax({ axis: -1, name: 'soft_c' }).apply(sum) as Sym;
   await compareWithTfjs(tf.model({ inputs: input, outputs: soft }), { range: [-2, 2] });
 });
 

@@ -167,6 +167,11 @@ export class EmitContext {
 
   // ---- weights --------------------------------------------------------------------------------------
 
+  /** Shape of a weight as the file stores it (before any check), to recover options a config omits. */
+  storedShape(role: string): number[] | undefined {
+    return this.lookup(this.path)?.find((w) => w.name === role)?.shape;
+  }
+
   /** This layer's weights, checked against what its config implies. */
   weights(specs: WeightSpec[]): Map<string, KWeight> {
     return this.weightsOf(this.layer, this.path, specs);

@@ -127,7 +127,8 @@ export function emitSeparableConv2D(ctx: EmitContext, [x]: KTensor[]): KTensor {
   ctx.requireRank(x!, 4);
   const cin = ctx.known(x!, 3, 'channel count');
   const filters = ctx.num('filters', 0);
-  const m = ctx.num('depth_multiplier', 1);
+  // tfjs-layers omits depth_multiplier from SeparableConv2D configs: then the depthwise kernel's shape says it.
+  const m = ctx.num('depth_multiplier', ctx.storedShape('depthwise_kernel')?.[3] ?? 1);
   const k = ctx.pair('kernel_size', 1);
   const s = ctx.pair('strides', 1);
   const d = ctx.pair('dilation_rate', 1);
