@@ -97,13 +97,18 @@ function layerName(raw: Json, config: Json, where: string): string {
   return name;
 }
 
-function batchShapeOf(raw: Json, config: Json): unknown[] | undefined {
+/** The input shape a layer declares itself (Keras 2 `batch_input_shape`, Keras 3 `batch_shape`, `input_shape`). */
+function batchShapeOf(config: Json): unknown[] | undefined {
   const direct = config.batch_shape ?? config.batch_input_shape;
   if (Array.isArray(direct)) return direct;
   if (Array.isArray(config.input_shape)) return [null, ...config.input_shape];
-  const build = raw.build_config;
-  if (isObject(build) && Array.isArray(build.input_shape)) return build.input_shape;
   return undefined;
+}
+
+/** The input shape Keras 3 recorded when it built a layer (`build_config.input_shape`). */
+function builtInputShape(raw: unknown): unknown[] | undefined {
+  const build = isObject(raw) ? raw.build_config : undefined;
+  return isObject(build) && Array.isArray(build.input_shape) ? build.input_shape : undefined;
 }
 
 /** The input shape a nested model or a Sequential expects, wherever the config recorded it. */
@@ -127,7 +132,7 @@ function parseLayer(raw: unknown, dialect3: boolean, where: string): { layer: KL
   const rawNodes = Array.isArray(raw.inbound_nodes) ? raw.inbound_nodes : [];
   const layer: KLayer = { className, name, config: cleanLayerConfig(config), inbound: [] };
   if (!layer.config.batch_shape) {
-    const shape = batchShapeOf(raw, config);
+    const shape = batchShapeOf(config);
     if (shape) layer.config.batch_shape = shape;
   }
   let internalNode = false;
@@ -156,7 +161,7 @@ function parseFunctional(raw: Json, config: Json, dialect3: boolean, where: stri
   const inputs = asRefList(config.input_layers, `${where} input_layers`).map((r) => fix(r, `${where} input_layers`));
   const outputs = asRefList(config.output_layers, `${where} output_layers`).map((r) => fix(r, `${where} output_layers`));
   const name = typeof config.name === 'string' ? config.name : typeof raw.name === 'string' ? raw.name : 'model';
-  return { name, layers: topologicalOrder(parsed.map((p) => p.layer), where), inputs, outputs };
+  return { name, layers: topologicalOrder(parsed.map((p) => p.layer)), inputs, outputs };
 }
 
 /** Sequential → an explicit chain, with an InputLayer synthesised when the list does not start with one. */
@@ -169,9 +174,10 @@ function parseSequential(raw: Json, config: unknown, dialect3: boolean, where: s
   if (layers[0]!.className !== 'InputLayer') {
     const first = layers[0]!;
     const shape = first.config.batch_shape
+      ?? builtInputShape(rawLayers[0])
       ?? (first.model ? modelBatchShape(first.model) : undefined)
       ?? (isObject(config) ? config.build_input_shape : undefined)
-      ?? (isObject(raw.build_config) ? raw.build_config.input_shape : undefined);
+      ?? builtInputShape(raw);
     if (!Array.isArray(shape)) throw badConfig(`${where}: the Sequential model '${name}' does not record its input shape`);
     layers.unshift({ className: 'InputLayer', name: `${first.name}_input`, config: { batch_shape: shape, dtype: 'float32' }, inbound: [] });
   }
@@ -198,17 +204,20 @@ function parseModel(raw: Json, dialect3: boolean, where: string): Parsed {
   throw badConfig(`${where}: top-level class '${String(cls)}' is not a Keras model (Sequential, Functional or Model)`);
 }
 
-/** Layers sorted so every layer follows the layers it consumes (stable: config order where possible). */
-function topologicalOrder(layers: KLayer[], where: string): KLayer[] {
+/**
+ * Layers sorted so every layer follows the layers it consumes (stable: config order where possible). A layer
+ * called several times may depend on itself through other layers; such layers keep their config order.
+ */
+function topologicalOrder(layers: KLayer[]): KLayer[] {
   const byName = new Map(layers.map((l) => [l.name, l]));
   const state = new Map<string, 'visiting' | 'done'>();
   const out: KLayer[] = [];
   const visit = (l: KLayer): void => {
     const s = state.get(l.name);
     if (s === 'done') return;
-    if (s === 'visiting') throw badConfig(`${where}: the layer graph has a cycle through '${l.name}'`);
+    if (s === 'visiting') return; // a shared layer called again downstream: the converter orders the calls
     state.set(l.name, 'visiting');
-    for (const node of l.inbound) for (const ref of node) visit(byName.get(ref.layer)!);
+    for (const node of l.inbound) for (const ref of node) if (ref.layer !== l.name) visit(byName.get(ref.layer)!);
     state.set(l.name, 'done');
     out.push(l);
   };

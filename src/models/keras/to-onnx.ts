@@ -103,42 +103,60 @@ class Converter {
       if (!bound) this.layers.push({ name: t.value, className: 'InputLayer', outputShape: t.shape });
     });
 
-    for (const layer of model.layers) {
-      if (layer.className === 'InputLayer') continue;
-      const calls: KTensor[][] = [];
-      layer.inbound.forEach((refs, call) => {
-        const inputs = refs.map((r) => resolve(r, layer.name));
-        const out = nameOf(layer, call);
-        let result: KTensor[];
-        if (isModelLayer(layer)) {
-          result = this.emitModel(layer.model!, pathOf(layer), inputs).map((t, i) => {
-            const name = i === 0 ? out : `${out}/output${i}`;
-            this.g.node('Identity', [t.value], {}, { outputs: [name] });
-            return { value: name, shape: t.shape };
-          });
-        } else if (folded.has(layer.name)) {
-          result = [inputs[0]!]; // the conv before already produced this value under this layer's name
-        } else {
-          const emit = EMITTERS[layer.className];
-          if (!emit) throw unsupported(layer);
-          const bn = foldInto.get(layer.name);
-          const ctx = new EmitContext(this.g, layer, pathOf(layer), bn ? nameOf(bn, 0) : out, this.options,
-            (p) => this.imp.weights.get(p), this.consumed, bn ? { layer: bn, path: pathOf(bn) } : undefined);
-          const t = emit(ctx, inputs);
-          if (t.value !== ctx.out) this.g.node('Identity', [t.value], {}, { outputs: [ctx.out] });
-          result = [{ value: ctx.out, shape: t.shape }];
-          if (bn) {
-            this.layers.push({ name: out, className: layer.className, outputShape: t.shape, foldedInto: ctx.out });
-            calls.push(result);
-            return;
-          }
+    // Calls are emitted as soon as their inputs exist, sweeping the layers in order (as Keras rebuilds a model):
+    // a shared layer's later calls may depend on other layers that consume its earlier ones.
+    const pending = model.layers.filter((l) => l.className !== 'InputLayer' && l.inbound.length > 0);
+    const ready = (ref: KTensorRef) => {
+      const calls = values.get(ref.layer);
+      const total = byName.get(ref.layer)?.inbound.length ?? 0;
+      return calls !== undefined && (calls[ref.node] !== undefined || (total <= 1 && calls.length === 1));
+    };
+    while (pending.length > 0) {
+      let progressed = false;
+      for (const layer of [...pending]) {
+        const calls = values.get(layer.name) ?? [];
+        while (calls.length < layer.inbound.length && layer.inbound[calls.length]!.every(ready)) {
+          const call = calls.length;
+          calls.push(this.emitCall(layer, call, layer.inbound[call]!.map((r) => resolve(r, layer.name)), nameOf, pathOf, foldInto, folded));
+          values.set(layer.name, calls);
+          progressed = true;
         }
-        this.layers.push({ name: out, className: layer.className, outputShape: result[0]!.shape });
-        calls.push(result);
-      });
-      values.set(layer.name, calls);
+        if (calls.length === layer.inbound.length) pending.splice(pending.indexOf(layer), 1);
+      }
+      if (!progressed) throw badConfig(`model '${model.name}': the calls of ${pending.map((l) => `'${l.name}'`).join(', ')} wait on each other (a cycle)`);
     }
     return model.outputs.map((ref) => resolve(ref, `${model.name} (output)`));
+  }
+
+  /** Emits one call of a layer (a nested model is inlined); records it in the layer list. */
+  private emitCall(
+    layer: KLayer, call: number, inputs: KTensor[], nameOf: (l: KLayer, call: number) => string, pathOf: (l: KLayer) => string,
+    foldInto: Map<string, KLayer>, folded: Set<string>,
+  ): KTensor[] {
+    const out = nameOf(layer, call);
+    if (isModelLayer(layer)) {
+      const result = this.emitModel(layer.model!, pathOf(layer), inputs).map((t, i) => {
+        const name = i === 0 ? out : `${out}/output${i}`;
+        this.g.node('Identity', [t.value], {}, { outputs: [name] });
+        return { value: name, shape: t.shape };
+      });
+      this.layers.push({ name: out, className: layer.className, outputShape: result[0]!.shape });
+      return result;
+    }
+    if (folded.has(layer.name)) {
+      // The conv before already produced this value under this layer's name.
+      this.layers.push({ name: out, className: layer.className, outputShape: inputs[0]!.shape });
+      return [inputs[0]!];
+    }
+    const emit = EMITTERS[layer.className];
+    if (!emit) throw unsupported(layer);
+    const bn = call === 0 ? foldInto.get(layer.name) : undefined;
+    const ctx = new EmitContext(this.g, layer, pathOf(layer), bn ? nameOf(bn, 0) : out, this.options,
+      (p) => this.imp.weights.get(p), this.consumed, bn ? { layer: bn, path: pathOf(bn) } : undefined);
+    const t = emit(ctx, inputs);
+    if (t.value !== ctx.out) this.g.node('Identity', [t.value], {}, { outputs: [ctx.out] });
+    this.layers.push({ name: out, className: layer.className, outputShape: t.shape, ...(bn ? { foldedInto: ctx.out } : {}) });
+    return [{ value: ctx.out, shape: t.shape }];
   }
 
   /** BatchNormalizations to fold: each directly after a linear, single-use, single-call Conv2D/DepthwiseConv2D. */
