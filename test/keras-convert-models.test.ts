@@ -1,14 +1,17 @@
 // Keras → ONNX converter, whole models: nested transfer-learning models (Sequential and Functional around a
 // conv base), the Keras 3 config dialect (normalizeConfig gives the same KModel as the tfjs/Keras 2 dialect of
-// the same network), shared layers, inputs of unknown size and rank 3, output kinds, and the 422 errors
-// (unsupported layer, config/weights mismatch, broken config). Oracle: tfjs-layers.
+// the same network), shared layers, inputs of unknown size and rank 3, output kinds, the 422 errors
+// (unsupported layer, config/weights mismatch, broken config) and differentiability by src/onnx/autodiff.
+// Oracle: tfjs-layers; central finite differences for the gradient.
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
+import * as ort from 'onnxruntime-node';
+import { gradientGraph } from '../src/onnx/autodiff.js';
 import { normalizeConfig } from '../src/models/keras/config.js';
 import type { KModel, KWeight, KerasImport } from '../src/models/keras/ir.js';
 import { kerasToOnnx } from '../src/models/keras/to-onnx.js';
 import {
-  assertClose, compareWithTfjs, kerasWeights, randomizeWeights, runOnnx, runTf, tf, tfReady, toKerasImport, uniform,
+  SESSION, assertClose, compareWithTfjs, kerasWeights, randomizeWeights, runOnnx, runTf, tf, tfReady, toKerasImport, uniform,
 } from './helpers/tfjs-keras.js';
 
 const L = tf.layers;
@@ -251,4 +254,42 @@ test('a config that refers to an unknown layer, or is not a model, is a 422 kera
   assertProblem(() => normalizeConfig(config), 'keras-import-bad-config', /unknown layer 'nowhere'/);
   assertProblem(() => normalizeConfig({ class_name: 'Conv2D', config: {} }), 'keras-import-bad-config', /Conv2D/);
   assertProblem(() => normalizeConfig('{not json'), 'keras-import-bad-config', /JSON/);
+});
+
+// ---- differentiability ------------------------------------------------------------------------------------
+
+test('a converted model is differentiable by the project autodiff (DeepDream/style): input gradient = finite differences', async () => {
+  const input = tf.input({ shape: [8, 8, 3], name: 'img' });
+  let x = L.conv2d({ filters: 4, kernelSize: 3, strides: 2, padding: 'same', name: 'c1' }).apply(input) as Sym;
+  x = L.batchNormalization({ name: 'bn' }).apply(x) as Sym;
+  x = L.activation({ activation: 'relu6', name: 'r6' }).apply(x) as Sym;
+  x = L.depthwiseConv2d({ kernelSize: 3, padding: 'same', activation: 'elu', name: 'dw' }).apply(x) as Sym;
+  const a = L.averagePooling2d({ poolSize: 3, strides: 1, padding: 'same', name: 'avg' }).apply(x) as Sym;
+  const s = L.separableConv2d({ filters: 4, kernelSize: 3, padding: 'same', activation: 'swish', name: 'sep' }).apply(x) as Sym;
+  x = L.add({ name: 'add' }).apply([a, s]) as Sym;
+  x = L.prelu({ name: 'prelu' }).apply(x) as Sym;
+  x = L.layerNormalization({ name: 'ln' }).apply(x) as Sym;
+  x = L.dense({ units: 3, activation: 'hardSigmoid', name: 'px' }).apply(x) as Sym;
+  const model = tf.model({ inputs: input, outputs: x });
+  randomizeWeights(model, 8);
+  const converted = kerasToOnnx(toKerasImport(model));
+  converted.graph.node('ReduceSumSquare', ['px'], { keepdims: 0 }, { outputs: ['objective'] });
+  converted.graph.output('objective', 'float32');
+  const forward = converted.graph.serialize().model;
+  const gradSession = await ort.InferenceSession.create(gradientGraph(forward, { loss: 'objective', wrt: ['input'] }), SESSION);
+  const fwdSession = await ort.InferenceSession.create(forward, SESSION);
+  const dims = [1, 3, 8, 8];
+  const x0 = uniform(3 * 64, -1, 1, 64);
+  const feed = (data: Float32Array) => ({ input: new ort.Tensor('float32', data, dims) });
+  const grad = (await gradSession.run(feed(x0))).input_grad!.data as Float32Array;
+  const objective = async (data: Float32Array) => ((await fwdSession.run(feed(data))).objective!.data as Float32Array)[0]!;
+  const eps = 1e-2;
+  for (const i of [5, 77, 130, 191]) {
+    const plus = Float32Array.from(x0); plus[i]! += eps;
+    const minus = Float32Array.from(x0); minus[i]! -= eps;
+    const fd = ((await objective(plus)) - (await objective(minus))) / (2 * eps);
+    assert.ok(Math.abs(fd - grad[i]!) <= 2e-2 * Math.max(1, Math.abs(fd)), `d objective/d input[${i}]: autodiff ${grad[i]} vs finite differences ${fd}`);
+  }
+  await gradSession.release();
+  await fwdSession.release();
 });
