@@ -172,6 +172,11 @@ export class EmitContext {
     return this.lookup(this.path)?.find((w) => w.name === role)?.shape;
   }
 
+  /** How many weights the file stores for this layer. */
+  storedCount(): number {
+    return this.lookup(this.path)?.length ?? 0;
+  }
+
   /** This layer's weights, checked against what its config implies. */
   weights(specs: WeightSpec[]): Map<string, KWeight> {
     return this.weightsOf(this.layer, this.path, specs);

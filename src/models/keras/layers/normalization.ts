@@ -128,7 +128,10 @@ export function emitNormalization(ctx: EmitContext, [x]: KTensor[]): KTensor {
     mean = Float64Array.from(numbers(ctx, 'mean', 0));
     variance = Float64Array.from(numbers(ctx, 'variance', 1));
   } else {
-    const w = ctx.weights([{ role: 'mean', shape: null, size }, { role: 'variance', shape: null, size }, { role: 'count', shape: null }]);
+    // Keras 2 stores mean, variance, count; a file without the count holds just mean and variance.
+    const specs: WeightSpec[] = [{ role: 'mean', shape: null, size }, { role: 'variance', shape: null, size }];
+    if (ctx.storedCount() !== 2) specs.push({ role: 'count', shape: null });
+    const w = ctx.weights(specs);
     mean = Float64Array.from(w.get('mean')!.data);
     variance = Float64Array.from(w.get('variance')!.data);
   }
