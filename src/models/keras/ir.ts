@@ -6,7 +6,7 @@
 /** One tensor produced by a layer call: `layer` is the producing layer's name in the same (sub)model. */
 export interface KTensorRef {
   layer: string;
-  /** Which call of that layer (Keras node index). */
+  /** Which call of that layer: 0-based index into its calls (normalizeConfig removes the offset Keras adds for nested models). */
   node: number;
   /** Which of that call's outputs. */
   tensor: number;
