@@ -183,6 +183,7 @@ export function parsePreprocessing(spec: string): Preprocessing {
     const found = valueMapOf(spec);
     if (typeof found === 'string') throw badRequest('invalid-preprocessing', found);
     p = makePreprocessing(found.spec, found.map);
+    if (parsed.size >= 256) parsed.clear(); // specs may come from requests: keep the cache bounded
     parsed.set(spec, p);
   }
   return p;

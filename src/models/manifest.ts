@@ -8,15 +8,12 @@ import { PreprocessingSpecSchema, parsePreprocessing, preprocessingSpecError } f
 import { writeAtomic } from '../onnx/builder.js';
 
 /**
- * The Keras `preprocess_input` modes our own architectures and training use (caffe for VGG19, tf for
- * InceptionV3, mnist for the digit CNN). A manifest may record any spec of image/preprocess.ts
- * (these, torch, raw, rescale:<scale>[:<offset>]): see {@link Preprocessing}.
+ * The Keras `preprocess_input` modes our own architectures and training produce (caffe for VGG19, tf for
+ * InceptionV3, mnist for the digit CNN). A manifest may record any spec of image/preprocess.ts: these,
+ * torch, raw or rescale:<scale>[:<offset>] (`PreprocessingSpecSchema`).
  */
 export const PreprocessingMode = z.enum(['caffe', 'tf', 'mnist']);
 export type PreprocessingMode = z.infer<typeof PreprocessingMode>;
-
-/** How raw pixels in [0,255] become the model's input tensor: a spec parsed by image/preprocess.ts. */
-export const Preprocessing = PreprocessingSpecSchema;
 
 /** Where the weights came from. `synthetic` weights are seeded random: their outputs mean nothing. */
 export const Provenance = z.enum(['imagenet', 'synthetic', 'fine-tuned', 'trained']);
@@ -44,7 +41,8 @@ export const Manifest = z.object({
   }),
   /** Output tensor with class probabilities [N, classes] (task features: the feature map, see `task`). */
   output: z.object({ name: z.string().default('probabilities'), classes: z.number().int().positive() }),
-  preprocessing: Preprocessing,
+  /** How raw pixels in [0,255] become the model's input tensor (a spec of image/preprocess.ts). */
+  preprocessing: PreprocessingSpecSchema,
   weights: z.object({
     provenance: Provenance,
     /** Free text: URL of the .h5, `seed 42`, training data folder… */
