@@ -12,7 +12,7 @@ import { parseParams } from '../src/util/params.js';
 import { logger } from '../src/util/logger.js';
 import { synthesizeModel } from '../src/models/synth.js';
 import { octaveShapes, rollFor, tiledGradient } from '../src/ops/dream.js';
-import { type Chw, resizeBilinear, roll } from '../src/ops/tensor-image.js';
+import { type Chw, resizeBilinear, roll } from '../src/image/chw.js';
 import { inferencePlugin } from '../src/server/inference-plugin.js';
 import { type RunningService, startService } from '../src/server/service.js';
 import { tempDir, testConfig } from './helpers/app.js';

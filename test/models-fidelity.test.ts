@@ -10,7 +10,8 @@ import { after, before, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { addOutputsToFile } from '../src/models/graph-outputs.js';
 import { importKerasModel } from '../src/models/import.js';
-import { Prng, synthesizeKerasWeights, writeSyntheticKerasH5 } from '../src/models/synth.js';
+import { synthesizeKerasWeights, writeSyntheticKerasH5 } from '../src/models/synth.js';
+import { Prng } from '../src/util/prng.js';
 import { errors, kerasInceptionV3, kerasVGG19, loadWeights, nhwcToNchw, runLayers, tf, tfReady } from './models-reference.js';
 
 let dir: string;

@@ -12,7 +12,8 @@ import * as ort from 'onnxruntime-node';
 import { addOutputsToFile } from '../src/models/graph-outputs.js';
 import { importKerasModel } from '../src/models/import.js';
 import type { KerasTensor } from '../src/models/architectures/layers.js';
-import { Prng, synthesizeKerasWeights, writeSyntheticKerasH5 } from '../src/models/synth.js';
+import { synthesizeKerasWeights, writeSyntheticKerasH5 } from '../src/models/synth.js';
+import { Prng } from '../src/util/prng.js';
 import { errors, kerasVGG19, loadWeights, nhwcToNchw, runLayers, tfReady } from './models-reference.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'convserve-'));

@@ -1,10 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { loadConfig } from '../config.js';
+import type { ResizeMode } from '../image/resize.js';
 import { createInferenceServices } from '../server/inference-plugin.js';
 import { logger } from '../util/logger.js';
 
-interface ClassifyCliOptions { model?: string; top?: string; resize: 'crop' | 'squash'; invert: 'auto' | 'true' | 'false'; json?: boolean }
+interface ClassifyCliOptions { model?: string; top?: string; resize: ResizeMode; invert: 'auto' | 'true' | 'false'; json?: boolean }
 
 export function registerClassifyCommand(program: Command): void {
   program

@@ -2,25 +2,10 @@
 // alpha flattening and the formats we accept.
 import sharp from 'sharp';
 import { ProblemError, badRequest, tooLarge, unprocessable, unsupportedMedia } from '../util/problem.js';
+import { type RawImage, normalisePixels, pipelineToRaw, rawPipeline } from './raw.js';
+import { type ResizeTarget, withModelResize } from './resize.js';
 
-/** Decoded 8-bit image, interleaved HWC, `channels` 3 (RGB) or 1 (grey). */
-export interface RawImage {
-  data: Buffer;
-  width: number;
-  height: number;
-  channels: 1 | 3;
-}
-
-/**
- * Resize to a model's input while decoding. crop: short side to the target, then the centre (Lanczos);
- * squash: straight to the target like Keras `load_img(target_size)` (nearest). An image already at the
- * target size is not resampled.
- */
-export interface ResizeTarget {
-  width: number;
-  height: number;
-  mode: 'crop' | 'squash';
-}
+export type { RawImage } from './raw.js';
 
 export interface DecodeLimits {
   maxInputPixels: number;
@@ -63,7 +48,8 @@ export async function probeImage(bytes: Buffer, limits: DecodeLimits): Promise<s
 
 /**
  * Decodes to 8-bit sRGB (or grey): applies EXIF orientation, takes the first frame of animations,
- * flattens alpha onto white. Any failure becomes a 4xx ProblemError.
+ * flattens alpha onto white. With `resize`, decodes straight to a model's input size (see ResizeTarget:
+ * an image already at that size is not resampled). Any failure becomes a 4xx ProblemError.
  */
 export async function decodeImage(bytes: Buffer, limits: DecodeLimits, opts: { grey?: boolean; resize?: ResizeTarget } = {}): Promise<RawImage> {
   await probeImage(bytes, limits);
@@ -71,21 +57,11 @@ export async function decodeImage(bytes: Buffer, limits: DecodeLimits, opts: { g
   let pipeline = sharp(bytes, { limitInputPixels: limits.maxInputPixels, failOn: 'error', pages: 1 })
     .timeout({ seconds })
     .rotate();
-  if (opts.resize) {
-    // Resizing in the decode pipeline lets libvips shrink JPEG/WebP while decoding (a 1 MP JPEG for a 224
-    // model decodes at 1/4 scale): several times faster than decoding in full and resizing afterwards.
-    const { width, height, mode } = opts.resize;
-    pipeline = mode === 'squash'
-      ? pipeline.resize(width, height, { fit: 'fill', kernel: 'nearest' })
-      : pipeline.resize(width, height, { fit: 'cover', position: 'centre', kernel: 'lanczos3' });
-  }
-  pipeline = pipeline.flatten({ background: '#ffffff' });
-  pipeline = opts.grey ? pipeline.greyscale().toColourspace('b-w') : pipeline.toColourspace('srgb');
+  // Resizing in the decode pipeline lets libvips shrink JPEG/WebP while decoding (a 1 MP JPEG for a 224
+  // model decodes at 1/4 scale): several times faster than decoding in full and resizing afterwards.
+  if (opts.resize) pipeline = withModelResize(pipeline, opts.resize);
   try {
-    const { data, info } = await withTimeout(pipeline.raw().toBuffer({ resolveWithObject: true }), limits.decodeTimeoutMs);
-    const channels = info.channels;
-    if (channels !== 1 && channels !== 3) throw new Error(`unexpected channel count ${channels}`);
-    return { data, width: info.width, height: info.height, channels };
+    return await withTimeout(pipelineToRaw(normalisePixels(pipeline, opts.grey)), limits.decodeTimeoutMs);
   } catch (e) {
     if (e instanceof ProblemError) throw e;
     throw unprocessable('undecodable-image', `The image could not be decoded: ${shortSharpMessage(e)}`);
@@ -93,7 +69,7 @@ export async function decodeImage(bytes: Buffer, limits: DecodeLimits, opts: { g
 }
 
 export async function encodeImage(img: RawImage, format: OutputFormat, quality = 90): Promise<Buffer> {
-  let s = sharp(img.data, { raw: { width: img.width, height: img.height, channels: img.channels } });
+  let s = rawPipeline(img);
   if (img.channels === 1) s = s.toColourspace('b-w'); // keep grey images one-channel in the output file
   switch (format) {
     case 'png': return s.png().toBuffer();

@@ -4,13 +4,13 @@ import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { PreprocessingSpecSchema, parsePreprocessing, preprocessingSpecError } from '../image/preprocess.js';
 import { writeAtomic } from '../onnx/builder.js';
 
 /**
- * How raw RGB pixels in [0,255] become the model's input tensor (Keras `preprocess_input` modes):
- * - caffe: RGB→BGR, subtract B 103.939, G 116.779, R 123.68 (VGG19)
- * - tf:    x / 127.5 − 1 (InceptionV3)
- * - mnist: luminance / 255, one channel, white digit on black (MNIST polarity)
+ * The Keras `preprocess_input` modes our own architectures and training produce (caffe for VGG19, tf for
+ * InceptionV3, mnist for the digit CNN). A manifest may record any spec of image/preprocess.ts: these,
+ * torch, raw or rescale:<scale>[:<offset>] (`PreprocessingSpecSchema`).
  */
 export const PreprocessingMode = z.enum(['caffe', 'tf', 'mnist']);
 export type PreprocessingMode = z.infer<typeof PreprocessingMode>;
@@ -41,7 +41,8 @@ export const Manifest = z.object({
   }),
   /** Output tensor with class probabilities [N, classes] (task features: the feature map, see `task`). */
   output: z.object({ name: z.string().default('probabilities'), classes: z.number().int().positive() }),
-  preprocessing: PreprocessingMode,
+  /** How raw pixels in [0,255] become the model's input tensor (a spec of image/preprocess.ts). */
+  preprocessing: PreprocessingSpecSchema,
   weights: z.object({
     provenance: Provenance,
     /** Free text: URL of the .h5, `seed 42`, training data folder… */
@@ -72,6 +73,14 @@ export const Manifest = z.object({
   created_at: z.string(),
   training: z.record(z.string(), z.unknown()).optional(),
   metrics: z.record(z.string(), z.unknown()).optional(),
+}).superRefine((m, ctx) => {
+  // caffe and torch are defined for RGB, mnist for one grey channel: the input must agree. (zod runs this
+  // even when the spec itself failed, which is reported already.)
+  if (preprocessingSpecError(m.preprocessing) !== undefined) return;
+  const need = parsePreprocessing(m.preprocessing).channels;
+  if (need !== undefined && need !== m.input.channels) {
+    ctx.addIssue({ code: 'custom', path: ['input', 'channels'], message: `'${m.preprocessing}' preprocessing needs ${need} input channel(s); the input has ${m.input.channels}` });
+  }
 });
 export type Manifest = z.infer<typeof Manifest>;
 

@@ -12,54 +12,7 @@ import {
 } from './architectures/layers.js';
 import { type ImportResult, importKerasModel } from './import.js';
 import { type H5WriteLayer, type H5WriteOptions, writeKerasH5 } from './keras-h5.js';
-
-/** sfc32: small, fast, good-quality 32-bit generator (PractRand-clean); seeded via splitmix32. */
-export class Prng {
-  private a: number;
-  private b: number;
-  private c: number;
-  private d: number;
-
-  constructor(seed: number) {
-    let s = seed >>> 0;
-    const splitmix = () => {
-      s = (s + 0x9e3779b9) >>> 0;
-      let z = s;
-      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-      return (z ^ (z >>> 16)) >>> 0;
-    };
-    this.a = splitmix(); this.b = splitmix(); this.c = splitmix(); this.d = splitmix();
-    for (let i = 0; i < 12; i++) this.nextU32();
-  }
-
-  nextU32(): number {
-    const t = (((this.a + this.b) | 0) + this.d) | 0;
-    this.d = (this.d + 1) | 0;
-    this.a = this.b ^ (this.b >>> 9);
-    this.b = (this.c + (this.c << 3)) | 0;
-    this.c = (this.c << 21) | (this.c >>> 11);
-    this.c = (this.c + t) | 0;
-    return t >>> 0;
-  }
-
-  /** Fills `out` with uniform values in [lo, hi). The state lives in locals in the hot loop (≈10× faster). */
-  fillUniform(out: Float32Array, lo: number, hi: number): Float32Array {
-    const scale = (hi - lo) / 4294967296;
-    let a = this.a, b = this.b, c = this.c, d = this.d;
-    for (let i = 0; i < out.length; i++) {
-      const t = (((a + b) | 0) + d) | 0;
-      d = (d + 1) | 0;
-      a = b ^ (b >>> 9);
-      b = (c + (c << 3)) | 0;
-      c = (c << 21) | (c >>> 11);
-      c = (c + t) | 0;
-      out[i] = lo + (t >>> 0) * scale;
-    }
-    this.a = a; this.b = b; this.c = c; this.d = d;
-    return out;
-  }
-}
+import { Prng } from '../util/prng.js';
 
 /** FNV-1a of a string, mixed with the seed: the PRNG seed of one weight. */
 function streamSeed(seed: number, layer: string, index: number): number {

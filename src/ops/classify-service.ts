@@ -2,9 +2,10 @@
 // (404 unknown, 503 not ready with the command that installs it) and labels every answer with the
 // provenance of its weights — synthetic weights are always reported as untrained.
 import { type DecodeLimits, type RawImage, decodeImage, probeImage } from '../image/io.js';
+import type { InvertMode } from '../image/preprocess.js';
+import type { ResizeMode } from '../image/resize.js';
 import type { Provenance } from '../models/manifest.js';
 import { type ClassifierModel, type ClassifyResult, Classifier } from './classify.js';
-import type { InvertMode, ResizeMode } from './preprocess.js';
 
 export interface ModelProvider {
   /** A ready classification model, or throws a ProblemError (404 unknown model, 503 not ready). */

@@ -3,10 +3,11 @@
 // configurable); the batch is formed when the engine is ready to run it, so requests that arrive while
 // it is busy ride together.
 import type { Engine } from '../engine/engine.js';
-import type { RawImage } from '../image/io.js';
+import { type InvertMode, toInputTensor } from '../image/preprocess.js';
+import type { RawImage } from '../image/raw.js';
+import { type ResizeMode, resizeForModel } from '../image/resize.js';
 import type { Labels, Manifest } from '../models/manifest.js';
 import { badRequest } from '../util/problem.js';
-import { type InvertMode, type ResizeMode, resizeForModel, toInputTensor } from './preprocess.js';
 
 /** A loaded classification model, as the engine knows it. */
 export interface ClassifierModel {
@@ -129,7 +130,7 @@ export class Classifier {
     const geom = model.manifest.input;
     const resized = await resizeForModel(image, geom, opts.resize);
     const input = new Float32Array(geom.channels * geom.height * geom.width);
-    toInputTensor(resized, model.manifest.preprocessing, input, 0, { invert: opts.invert });
+    toInputTensor(resized, model.manifest.preprocessing, input, 0, { channels: geom.channels, invert: opts.invert });
     const preprocessMs = performance.now() - t0;
     const r = await this.batcher(model).submit(input);
     return {

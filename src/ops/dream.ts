@@ -10,10 +10,10 @@
 import { getArchitecture } from '../models/architectures/index.js';
 import type { Engine } from '../engine/engine.js';
 import type { GraphBuilder } from '../onnx/builder.js';
-import { Prng } from '../models/synth.js';
+import { type Chw, addTile, extractTile, resizeBilinear, roll, tileRanges } from '../image/chw.js';
+import { Prng } from '../util/prng.js';
 import { unprocessable } from '../util/problem.js';
 import { IMAGE_GRAD, IMAGE_INPUT, buildGradientModel, ensureSession, scalarTensor, wire } from './grad-session.js';
-import { type Chw, addTile, extractTile, resizeBilinear, roll, tileRanges } from './tensor-image.js';
 
 export interface DreamLayer { name: string; coeff: number }
 
@@ -84,7 +84,7 @@ export function rollFor(seed: number, step: number, h: number, w: number, jitter
   if (jitter === 0) return [0, 0];
   const rng = new Prng((Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(step + 1, 0x85ebca6b)) >>> 0);
   const pick = (n: number) => {
-    const u = rng.nextU32() / 4294967296;
+    const u = rng.uniform();
     if (jitter === 'full') return Math.floor(u * n);
     const j = Math.min(jitter, n - 1);
     return Math.floor(u * (2 * j + 1)) - j;

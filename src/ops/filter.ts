@@ -1,8 +1,7 @@
 // Kernel filtering: the one core function behind POST /v1/filter and `convserve filter`.
 // libvips (through sharp) does the convolution: float precision, edges extended by replicating the border
 // pixel, result truncated and clamped to 0…255.
-import sharp from 'sharp';
-import type { RawImage } from '../image/io.js';
+import { type RawImage, pipelineToRaw, rawPipeline, toGrey } from '../image/raw.js';
 import { badRequest } from '../util/problem.js';
 import type { ResolvedKernel } from './kernels.js';
 
@@ -35,12 +34,7 @@ export async function filterImage(input: RawImage, opts: FilterOptions): Promise
   const abs = opts.abs ?? Math.abs(k.sum) < 1e-12;
   const grayscale = opts.grayscale ?? false;
 
-  let src = input;
-  if (grayscale && input.channels === 3) {
-    const { data, info } = await sharp(input.data, { raw: { width: input.width, height: input.height, channels: 3 } })
-      .greyscale().toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
-    src = { data, width: info.width, height: info.height, channels: 1 };
-  }
+  const src = grayscale ? await toGrey(input) : input;
   const flat = padToAtLeast3(k.matrix);
   let data: Buffer;
   if (!abs) {
@@ -74,11 +68,9 @@ function padToAtLeast3(m: number[][]): FlatKernel {
 async function convolve(img: RawImage, k: FlatKernel, scale: number, offset: number): Promise<Buffer> {
   // sharp only honours positive whole-number scales; dividing the kernel ourselves makes any scale exact.
   const kernel = k.kernel.map((v) => v / scale);
-  const { data, info } = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: img.channels } })
+  const out = await pipelineToRaw(rawPipeline(img)
     .convolve({ width: k.width, height: k.height, kernel, scale: 1, offset })
-    .toColourspace(img.channels === 1 ? 'b-w' : 'srgb')
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  if (info.channels !== img.channels) throw new Error(`convolve returned ${info.channels} channels for ${img.channels}`);
-  return data;
+    .toColourspace(img.channels === 1 ? 'b-w' : 'srgb'));
+  if (out.channels !== img.channels) throw new Error(`convolve returned ${out.channels} channels for ${img.channels}`);
+  return out.data;
 }

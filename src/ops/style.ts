@@ -21,7 +21,7 @@ import type { GraphBuilder } from '../onnx/builder.js';
 import {
   IMAGE_GRAD, IMAGE_INPUT, buildForwardModel, buildGradientModel, ensureSession, scalarTensor, wire,
 } from './grad-session.js';
-import type { Chw } from './tensor-image.js';
+import type { Chw } from '../image/chw.js';
 import type { WireTensor } from '../engine/engine.js';
 
 export type StyleRecipe = 'keras' | 'gatys';

@@ -1,9 +1,8 @@
 // blur-sweep: repeatedly Gaussian-blur an image (sharp/libvips), one blur per step, with previews every k
 // steps. Cheap and deterministic: the health probe of the job path and the reference kind for new ones.
 import { setTimeout as sleep } from 'node:timers/promises';
-import sharp from 'sharp';
 import { z } from 'zod';
-import type { RawImage } from '../../image/io.js';
+import { type RawImage, pipelineToRaw, rawPipeline } from '../../image/raw.js';
 import { defineJobKind } from '../kind.js';
 
 export const BLUR_SWEEP_MAX_STEP_DELAY_MS = 5000;
@@ -20,11 +19,7 @@ export interface BlurSweepParams {
 
 /** One blur step, as the kind does it (exported so tests and tools can build the same oracle). */
 export async function blurOnce(img: RawImage, sigma: number): Promise<RawImage> {
-  const { data, info } = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: img.channels } })
-    .blur(sigma)
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  return { data, width: info.width, height: info.height, channels: info.channels as 1 | 3 };
+  return pipelineToRaw(rawPipeline(img).blur(sigma));
 }
 
 export default defineJobKind<BlurSweepParams, RawImage>({

@@ -3,14 +3,17 @@
 // remaining iterations as no-op steps). A preview after each octave.
 import { z } from 'zod';
 import type { Config } from '../../config.js';
-import type { RawImage } from '../../image/io.js';
+import type { Chw } from '../../image/chw.js';
+import { deprocess, preprocess } from '../../image/preprocess.js';
+import { type RawImage, resizeRaw, toRgb } from '../../image/raw.js';
+import { fitSize } from '../../image/resize.js';
 import { getArchitecture } from '../../models/architectures/index.js';
 import {
   type DreamLayer, type DreamSettings, type DreamState, KERAS_DREAM_LAYERS, checkOctaves, dreamImage, dreamLayerNames,
   dreamSession, dreamStep, engineTileRunner, initialDreamState,
 } from '../../ops/dream.js';
 import { gradServices, modelStamp, requireModel } from '../../ops/grad-session.js';
-import { type Chw, bytesOf, deprocess, fitSize, floatsOf, preprocess, resizeRaw, toRgb } from '../../ops/tensor-image.js';
+import { bytesOf, floatsOf } from '../../util/float-bytes.js';
 import { type JobContext, type JobInputs, defineJobKind } from '../kind.js';
 
 export const DREAM_MAX_LAYERS = 16;

@@ -5,15 +5,18 @@
 // forward-only session and kept in the job state (checkpoints carry them: resume does not recompute them).
 import { z } from 'zod';
 import type { Config } from '../../config.js';
-import type { RawImage } from '../../image/io.js';
-import { Prng } from '../../models/synth.js';
+import type { Chw } from '../../image/chw.js';
+import { keepChroma } from '../../image/colour.js';
+import { deprocess, preprocess } from '../../image/preprocess.js';
+import { type RawImage, resizeRaw, toRgb } from '../../image/raw.js';
 import { gradServices, modelStamp, requireModel } from '../../ops/grad-session.js';
 import { type Optimizer, createOptimizer, deserializeOptimizer } from '../../ops/optim.js';
 import {
   RECIPES, type StyleTargets, blendLossOffset, computeTargets, evaluateStyle, perLayerStyleWeight, styleSessions,
 } from '../../ops/style.js';
-import { type Chw, bytesOf, deprocess, floatsOf, keepChroma, preprocess, resizeRaw, toRgb } from '../../ops/tensor-image.js';
+import { bytesOf, floatsOf } from '../../util/float-bytes.js';
 import { zBool } from '../../util/params.js';
+import { Prng } from '../../util/prng.js';
 import { badRequest, tooLarge } from '../../util/problem.js';
 import { type JobContext, type JobInputs, defineJobKind } from '../kind.js';
 
