@@ -10,6 +10,7 @@ import type { Config } from '../config.js';
 import type { RawImage } from '../image/io.js';
 import type { GradServices } from '../ops/grad-session.js';
 import type { Logger } from '../util/logger.js';
+import { notFound } from '../util/problem.js';
 
 /** The long-lived services job kinds may use. */
 export type JobServices = GradServices;
@@ -105,6 +106,13 @@ export function registerJobKind(kind: AnyJobKind): void {
 
 export function getJobKind(name: string): AnyJobKind | undefined {
   return registry.get(name);
+}
+
+/** The registered kind `name`, or a 404 problem listing the known kinds. */
+export function requireJobKind(name: string): AnyJobKind {
+  const kind = registry.get(name);
+  if (!kind) throw notFound('unknown-job-kind', `Unknown job kind '${name}'. Known kinds: ${jobKindNames().join(', ') || '(none)'}.`, { known_kinds: jobKindNames() });
+  return kind;
 }
 
 export function jobKindNames(): string[] {
