@@ -9,6 +9,7 @@ import { JOB_STATUSES, type JobStatus } from '../../jobs/record.js';
 import type { JobService } from '../../jobs/service.js';
 import { parseParams } from '../../util/params.js';
 import { badRequest } from '../../util/problem.js';
+import type { JobListResponse, JobSubmittedResponse, JobViewSchema } from '../api-schemas.js';
 import type { AppContext } from '../context.js';
 import { imageUpload } from '../upload.js';
 import { streamEvents } from './job-events.js';
@@ -72,7 +73,7 @@ export function jobRoutes(ctx: AppContext, service: JobService): Router {
     },
     async (req, res) => {
       const job = await service.submit(kindFrom(req), (req.images ?? []).map((i) => ({ field: i.field, bytes: i.bytes, mimetype: i.mimetype })), jobParams(req));
-      res.status(202).location(jobUrl(job.id)).json(jobSubmitted(job));
+      res.status(202).location(jobUrl(job.id)).json(jobSubmitted(job) satisfies z.input<typeof JobSubmittedResponse>);
     },
   ];
 
@@ -85,12 +86,12 @@ export function jobRoutes(ctx: AppContext, service: JobService): Router {
 
   r.get('/v1/jobs', (req, res) => {
     const q = parseParams(ListQuery, req.query as Record<string, unknown>);
-    res.json({ jobs: service.list({ status: q.status, kind: q.kind, limit: q.limit }).map(jobView) });
+    res.json({ jobs: service.list({ status: q.status, kind: q.kind, limit: q.limit }).map(jobView) } satisfies z.input<typeof JobListResponse>);
   });
-  r.get('/v1/jobs/:id', (req, res) => { res.json(jobView(service.get(req.params.id!))); });
+  r.get('/v1/jobs/:id', (req, res) => { res.json(jobView(service.get(req.params.id!)) satisfies z.input<typeof JobViewSchema>); });
   r.delete('/v1/jobs/:id', async (req, res) => {
     const job = await service.cancel(req.params.id!);
-    res.status(job.status === 'cancelled' ? 200 : 202).json(jobView(job));
+    res.status(job.status === 'cancelled' ? 200 : 202).json(jobView(job) satisfies z.input<typeof JobViewSchema>);
   });
   r.get('/v1/jobs/:id/result', (req, res, next) => sendFile(res, next, service.resultFile(req.params.id!)));
   r.get('/v1/jobs/:id/previews/:n', (req, res, next) => {
