@@ -55,17 +55,16 @@ export class JobAdmission {
 
   /**
    * Validates a submission and hands the new job to `accept` (which stores and queues it) while still holding
-   * its queue place; returns the record. Throws a ProblemError naming what is wrong.
+   * its queue place; returns what `accept` returns. Throws a ProblemError naming what is wrong.
    */
-  async admit(kindName: string, images: SubmitImage[], rawParams: Record<string, unknown>, accept: (job: AdmittedJob) => void): Promise<JobRecord> {
+  async admit<T>(kindName: string, images: SubmitImage[], rawParams: Record<string, unknown>, accept: (job: AdmittedJob) => T): Promise<T> {
     const kind = requireJobKind(kindName);
     this.checkCapacity();
     this.reserved++;
     try {
       const job = await this.validate(kind, images, rawParams);
       if (this.deps.isStopping()) throw shuttingDown();
-      accept(job);
-      return job.record;
+      return accept(job);
     } finally {
       this.reserved--;
     }

@@ -37,10 +37,9 @@ export class JobScheduler {
     return this.stopping;
   }
 
-  /** Puts a new job (already stored and announced) in the queue; it starts as soon as a slot is free. */
+  /** Puts a new job (already stored and announced) in the queue; the next pump() starts it when a slot is free. */
   enqueue(rec: JobRecord): void {
     this.deps.queue.add(rec.id);
-    queueMicrotask(() => this.pump());
   }
 
   /**

@@ -111,13 +111,14 @@ export class JobService {
   /** Validates everything (kind, capacity, parameters, images) and stores the job; then it is queued. */
   async submit(kindName: string, images: SubmitImage[], rawParams: Record<string, unknown>): Promise<JobSnapshot> {
     try {
-      const rec = await this.admission.admit(kindName, images, rawParams, ({ record, files }) => {
+      return await this.admission.admit(kindName, images, rawParams, ({ record, files }) => {
         this.transitions.created(record, files);
         this.table.add(record);
         this.scheduler.enqueue(record);
         this.logger.info({ job: record.id, kind: record.kind, total: record.progress.total }, 'job queued');
+        // As accepted (queued, with its place), before the scheduler may start it.
+        return this.snapshot(record);
       });
-      return this.snapshot(rec);
     } finally {
       queueMicrotask(() => this.scheduler.pump());
     }
