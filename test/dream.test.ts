@@ -9,6 +9,7 @@ import dreamKind from '../src/jobs/kinds/dream.js';
 import type { JobContext } from '../src/jobs/kind.js';
 import { jobsPlugin } from '../src/jobs/plugin.js';
 import { parseParams } from '../src/util/params.js';
+import { ProblemError } from '../src/util/problem.js';
 import { logger } from '../src/util/logger.js';
 import { synthesizeModel } from '../src/models/synth.js';
 import { octaveShapes, rollFor, tiledGradient } from '../src/ops/dream.js';
@@ -147,6 +148,30 @@ describe('DeepDream', () => {
       const rb = await dreamKind.finish(b, ctx);
       assert.ok(ra.data.equals(rb.data), `resume after step ${cut}`);
     }
+  });
+
+  it('a damaged or foreign checkpoint is refused with invalid-checkpoint naming what is wrong', async () => {
+    const p = parseParams(dreamKind.params(svc.ctx.config), { octaves: 2, iterations: 2, seed: 1 });
+    const ctx: JobContext = { jobId: 't', config: svc.ctx.config, signal: new AbortController().signal, logger, services: svc.ctx.services };
+    const raw = await decodeRaw(await pngPattern(170, 160));
+    const inputs = { image: [{ data: raw.data, width: raw.width, height: raw.height, channels: 3 as const }] };
+    let s = await dreamKind.init(inputs, p, ctx);
+    s = await dreamKind.step(s, { ...ctx, params: p, step: 0, total: 4 });
+    const saved = await dreamKind.serialize(s);
+    const json = JSON.parse(JSON.stringify(saved.json)) as Record<string, unknown>;
+    const img = saved.buffers!.img!;
+    const refused = (json2: unknown, buffers: Record<string, Buffer>, detail: RegExp) => assert.rejects(
+      async () => dreamKind.deserialize({ json: json2, buffers }, p, inputs, ctx),
+      (e: unknown) => e instanceof ProblemError && e.slug === 'invalid-checkpoint' && detail.test(e.detail),
+    );
+    await refused(json, { img: img.subarray(0, img.length - 4) }, /buffer 'img' holds \d+ bytes/);
+    await refused(json, {}, /buffer 'img' is missing/);
+    await refused({ ...json, octave: 'one' }, { img }, /octave/);
+    await refused({ ...json, stopped: undefined }, { img }, /stopped/);
+    // The same image bytes declared transposed: the octave's shape for this input gives it away.
+    await refused({ ...json, h: json.w, w: json.h }, { img }, /at octave 0, where this job works at/);
+    // The untouched checkpoint still resumes.
+    await dreamKind.deserialize({ json, buffers: { img } }, p, inputs, ctx);
   });
 
   it('parameters are validated before the job is accepted', async () => {

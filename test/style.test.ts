@@ -16,6 +16,7 @@ import { RECIPES, computeTargets, evaluateStyle, perLayerStyleWeight, styleSessi
 import { rgbToYcbcr } from '../src/image/colour.js';
 import { preprocess } from '../src/image/preprocess.js';
 import { parseParams } from '../src/util/params.js';
+import { ProblemError } from '../src/util/problem.js';
 import { type InferenceServices, createInferenceServices } from '../src/server/inference-plugin.js';
 import { logger } from '../src/util/logger.js';
 import { tempDir } from './helpers/app.js';
@@ -107,6 +108,30 @@ describe('style transfer (VGG19 width 1/8, synthetic weights)', () => {
     const a = await styleKind.finish(s, ctx);
     const b = await styleKind.finish(straight.s, ctx);
     assert.ok(a.data.equals(b.data), 'identical result after resume');
+  });
+
+  it('a damaged or foreign checkpoint is refused with invalid-checkpoint naming what is wrong', async () => {
+    const inputs = { content: [content], style: [styleA, styleB] };
+    const p = params({ size: 64, style_weight: 1e4 });
+    const ctx = ctxFor();
+    let s = await styleKind.init(inputs, p, ctx);
+    s = await styleKind.step(s, { ...ctx, params: p, step: 0, total: 2 });
+    const saved = await styleKind.serialize(s);
+    const json = JSON.parse(JSON.stringify(saved.json)) as { h: number; w: number; opt: Record<string, unknown>; targets: { content_dims: number[] } };
+    const buffers = saved.buffers!;
+    const refused = (json2: unknown, buffers2: Record<string, Buffer>, detail: RegExp) => assert.rejects(
+      async () => styleKind.deserialize({ json: json2, buffers: buffers2 }, p, inputs, ctx),
+      (e: unknown) => e instanceof ProblemError && e.slug === 'invalid-checkpoint' && detail.test(e.detail),
+    );
+    const { gram_1: _dropped, ...withoutGram1 } = buffers;
+    await refused(json, withoutGram1, /buffer 'gram_1' is missing/);
+    await refused(json, { ...buffers, content_target: buffers.content_target!.subarray(8) }, /buffer 'content_target' holds/);
+    await refused({ ...json, targets: { ...json.targets, content_dims: [] } }, buffers, /content_dims/);
+    await refused({ ...json, opt: { ...json.opt, optimizer: 'adam' } }, buffers, /written by the adam optimiser, this job uses lbfgs/);
+    await refused({ ...json, h: json.h + 1 }, buffers, new RegExp(`the image is ${json.w}×${json.h + 1}`));
+    await refused({ ...json, preserve_color: 'yes' }, buffers, /preserve_color/);
+    // The untouched checkpoint still resumes.
+    await styleKind.deserialize({ json, buffers }, p, inputs, ctx);
   });
 
   it('Adam also decreases the loss', async () => {

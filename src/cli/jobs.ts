@@ -10,7 +10,7 @@ import { loadConfig } from '../config.js';
 import { type OutputFormat, chooseOutputFormat, decodeImage, encodeImage } from '../image/io.js';
 import { runJobLocally } from '../jobs/local.js';
 import type { Progress } from '../jobs/runner.js';
-import type { JobView } from '../jobs/service.js';
+import type { JobView } from '../server/routes/job-view.js';
 
 const DEFAULT_URL = 'http://localhost:8080';
 const baseUrl = (opts: { url?: string }) => (opts.url ?? process.env.CONVSERVE_URL ?? DEFAULT_URL).replace(/\/+$/, '');

@@ -10,6 +10,10 @@ import type { Config } from '../config.js';
 import type { RawImage } from '../image/io.js';
 import type { GradServices } from '../ops/grad-session.js';
 import type { Logger } from '../util/logger.js';
+import type { SerializedState } from '../util/serialized-state.js';
+
+export type { SerializedState };
+import { notFound } from '../util/problem.js';
 
 /** The long-lived services job kinds may use. */
 export type JobServices = GradServices;
@@ -42,12 +46,6 @@ export interface StepContext<P = unknown> extends JobContext {
   /** Index of the step being computed (0-based): after it returns, `step + 1` steps are done. */
   step: number;
   total: number;
-}
-
-/** A checkpoint: JSON-serialisable metadata and/or named binary blobs (pixels, optimiser moments…). */
-export interface SerializedState {
-  json?: unknown;
-  buffers?: Record<string, Buffer>;
 }
 
 export interface JobKind<P = unknown, S = unknown> {
@@ -105,6 +103,13 @@ export function registerJobKind(kind: AnyJobKind): void {
 
 export function getJobKind(name: string): AnyJobKind | undefined {
   return registry.get(name);
+}
+
+/** The registered kind `name`, or a 404 problem listing the known kinds. */
+export function requireJobKind(name: string): AnyJobKind {
+  const kind = registry.get(name);
+  if (!kind) throw notFound('unknown-job-kind', `Unknown job kind '${name}'. Known kinds: ${jobKindNames().join(', ') || '(none)'}.`, { known_kinds: jobKindNames() });
+  return kind;
 }
 
 export function jobKindNames(): string[] {

@@ -3,7 +3,7 @@
 import type { AppContext } from '../server/context.js';
 import type { ServicePlugin } from '../server/service.js';
 import { loadBuiltinJobKinds } from './kind.js';
-import { endEventStreams, jobRoutes } from './routes.js';
+import { endEventStreams, jobRoutes } from '../server/routes/jobs.js';
 import { JobService } from './service.js';
 import { inferenceServices } from '../server/inference-plugin.js';
 

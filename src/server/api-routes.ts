@@ -1,10 +1,10 @@
-// Descriptions of the routes that feature areas mount themselves (jobs: src/jobs/routes.ts; models:
+// Descriptions of the routes that feature areas mount themselves (jobs: src/server/routes/jobs.ts; models:
 // src/server/inference-plugin.ts), with the schemas those handlers use. Job submission is described once
 // generically and once per registered job kind, with that kind's own parameter schema.
 import { z } from 'zod';
 import type { Config } from '../config.js';
 import { getJobKind, jobKinds } from '../jobs/kind.js';
-import { ListQuery } from '../jobs/routes.js';
+import { ListQuery } from './routes/jobs.js';
 import { type ApiRoute, describeRoute } from './api.js';
 import { ImageResponses, JobKindsResponse, JobListResponse, JobSubmittedResponse, JobViewSchema, ModelsResponse } from './api-schemas.js';
 

@@ -10,10 +10,11 @@ import { fitSize } from '../../image/resize.js';
 import { getArchitecture } from '../../models/architectures/index.js';
 import {
   type DreamLayer, type DreamSettings, type DreamState, KERAS_DREAM_LAYERS, checkOctaves, dreamImage, dreamLayerNames,
-  dreamSession, dreamStep, engineTileRunner, initialDreamState,
+  dreamSession, dreamStep, engineTileRunner, initialDreamState, octaveShapes,
 } from '../../ops/dream.js';
 import { gradServices, modelStamp, requireModel } from '../../ops/grad-session.js';
 import { bytesOf, floatsOf } from '../../util/float-bytes.js';
+import { checkCheckpoint, invalidCheckpoint } from '../checkpoint.js';
 import { type JobContext, type JobInputs, defineJobKind } from '../kind.js';
 
 export const DREAM_MAX_LAYERS = 16;
@@ -63,6 +64,17 @@ export function dreamParamsSchema(config: Config) {
 }
 
 export type DreamParams = z.infer<ReturnType<typeof dreamParamsSchema>>;
+
+/** The JSON of a dream checkpoint (the image itself is the buffer `img`: 3 × h × w float32, CHW). */
+const DreamCheckpoint = z.object({
+  h: z.number().int().min(1).max(DREAM_MAX_SIDE),
+  w: z.number().int().min(1).max(DREAM_MAX_SIDE),
+  /** −1 before the first step. */
+  octave: z.number().int().min(-1).max(DREAM_MAX_OCTAVES - 1),
+  stopped: z.boolean(),
+  loss: z.number().nullable(),
+  tiles: z.number().int().min(0),
+});
 
 interface State extends DreamState {
   original: Chw;
@@ -121,9 +133,12 @@ export default defineJobKind<DreamParams, State>({
     buffers: { img: bytesOf(s.img.data) },
   }),
   async deserialize(data, p, inputs, ctx) {
-    const j = data.json as { h: number; w: number; octave: number; stopped: boolean; loss: number | null; tiles: number };
+    const { json: j, buffer } = checkCheckpoint('dream', DreamCheckpoint, data);
     const original = await originalOf(inputs, p, ctx);
-    return { img: { data: floatsOf(data.buffers!.img!), c: 3, h: j.h, w: j.w }, octave: j.octave, stopped: j.stopped, loss: j.loss ?? Number.NaN, tiles: j.tiles, original, settings: settings(p, original) };
+    // The image must be at its octave's size for these parameters and this input (a checkpoint of another job is not).
+    const [eh, ew] = j.octave < 0 ? [original.h, original.w] : octaveShapes(original.h, original.w, p.octaves, p.octave_scale)[j.octave] ?? [0, 0];
+    if (j.h !== eh || j.w !== ew) throw invalidCheckpoint('dream', `the image is ${j.w}×${j.h} at octave ${j.octave}, where this job works at ${ew}×${eh}`);
+    const img = floatsOf(buffer('img', 3 * j.h * j.w * Float32Array.BYTES_PER_ELEMENT));
+    return { img: { data: img, c: 3, h: j.h, w: j.w }, octave: j.octave, stopped: j.stopped, loss: j.loss ?? Number.NaN, tiles: j.tiles, original, settings: settings(p, original) };
   },
 });
-

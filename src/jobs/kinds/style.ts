@@ -18,6 +18,7 @@ import { bytesOf, floatsOf } from '../../util/float-bytes.js';
 import { zBool } from '../../util/params.js';
 import { Prng } from '../../util/prng.js';
 import { badRequest, tooLarge } from '../../util/problem.js';
+import { checkCheckpoint, invalidCheckpoint } from '../checkpoint.js';
 import { type JobContext, type JobInputs, defineJobKind } from '../kind.js';
 
 export const STYLE_MAX_IMAGES = 8;
@@ -71,6 +72,23 @@ export function styleParamsSchema(config: Config) {
 }
 
 export type StyleParams = z.infer<ReturnType<typeof styleParamsSchema>>;
+
+const dims = z.array(z.number().int().min(1)).min(1);
+
+/**
+ * The JSON of a style checkpoint. Buffers: `opt_*` (the optimiser's, `opt_x` = the image, 3 × h × w float32),
+ * `content_target` and `gram_<i>` (float32, sized by their dims).
+ */
+const StyleCheckpoint = z.object({
+  h: z.number().int().min(1),
+  w: z.number().int().min(1),
+  /** The optimiser's own JSON (ops/optim.ts reads the rest). */
+  opt: z.looseObject({ optimizer: z.enum(['lbfgs', 'adam', 'sgd']) }),
+  offset: z.number(),
+  last: z.object({ loss: z.number(), content: z.number(), style: z.number(), tv: z.number() }).nullable(),
+  preserve_color: z.boolean(),
+  targets: z.object({ content_dims: dims, gram_dims: z.array(dims).min(1), blend_const: z.array(z.number()) }),
+});
 
 interface State {
   h: number;
@@ -185,19 +203,19 @@ export default defineJobKind<StyleParams, State>({
     };
   },
   async deserialize(data, p, inputs, ctx) {
-    const j = data.json as {
-      h: number; w: number; opt: unknown; offset: number; last: State['last']; preserve_color: boolean;
-      targets: { content_dims: number[]; gram_dims: number[][]; blend_const: number[] };
-    };
-    const b = data.buffers!;
-    const optBuffers: Record<string, Buffer> = {};
-    for (const [k, v] of Object.entries(b)) if (k.startsWith('opt_')) optBuffers[k.slice(4)] = v;
+    const ckpt = checkCheckpoint('style', StyleCheckpoint, data);
+    const j = ckpt.json;
     const { content } = await prepare(inputs, p, ctx);
+    if (j.h !== content.height || j.w !== content.width) throw invalidCheckpoint('style', `the image is ${j.w}×${j.h}, where this job works at ${content.width}×${content.height}`);
+    if (j.opt.optimizer !== p.optimizer) throw invalidCheckpoint('style', `it was written by the ${j.opt.optimizer} optimiser, this job uses ${p.optimizer}`);
+    const floats = (name: string, dims: number[]) => floatsOf(ckpt.buffer(name, dims.reduce((a, b) => a * b, 1) * Float32Array.BYTES_PER_ELEMENT));
+    if (j.targets.blend_const.length !== j.targets.gram_dims.length) throw invalidCheckpoint('style', `${j.targets.gram_dims.length} Gram targets but ${j.targets.blend_const.length} blend constants`);
+    floats('opt_x', [3, j.h, j.w]); // the optimiser's point is the image being optimised
     return {
-      h: j.h, w: j.w, opt: deserializeOptimizer({ json: j.opt, buffers: optBuffers }), content, offset: j.offset, last: j.last, preserveColor: j.preserve_color,
+      h: j.h, w: j.w, opt: deserializeOptimizer({ json: j.opt, buffers: ckpt.buffersWithPrefix('opt_') }), content, offset: j.offset, last: j.last, preserveColor: j.preserve_color,
       targets: {
-        content: { dims: j.targets.content_dims, data: floatsOf(b.content_target!) },
-        grams: j.targets.gram_dims.map((dims, i) => ({ dims, data: floatsOf(b[`gram_${i}`]!) })),
+        content: { dims: j.targets.content_dims, data: floats('content_target', j.targets.content_dims) },
+        grams: j.targets.gram_dims.map((dims, i) => ({ dims, data: floats(`gram_${i}`, dims) })),
         blendConst: j.targets.blend_const,
       },
     };

@@ -1,15 +1,21 @@
-// HTTP API of the job service: submit, status, list, SSE events (with Last-Event-ID replay), result,
-// previews, cancel. Route aliases: POST /v1/dream and /v1/style = POST /v1/jobs/dream|style.
+// HTTP API of the job service: submit, status, list, SSE events (with Last-Event-ID replay, job-events.ts),
+// result, previews, cancel. Route aliases: POST /v1/dream and /v1/style = POST /v1/jobs/dream|style.
+// The service answers with records; the JSON views and their links are built in job-view.ts.
 import { createReadStream } from 'node:fs';
 import { type NextFunction, type Request, type RequestHandler, type Response, Router } from 'express';
 import { z } from 'zod';
-import type { AppContext } from '../server/context.js';
-import { parseParams } from '../util/params.js';
-import { imageUpload } from '../server/upload.js';
-import { badRequest } from '../util/problem.js';
-import { jobKinds } from './kind.js';
-import type { JobService } from './service.js';
-import { type JobEvent, JOB_STATUSES, type JobStatus } from './store.js';
+import { jobKinds } from '../../jobs/kind.js';
+import { JOB_STATUSES, type JobStatus } from '../../jobs/record.js';
+import type { JobService } from '../../jobs/service.js';
+import { parseParams } from '../../util/params.js';
+import { badRequest } from '../../util/problem.js';
+import type { JobListResponse, JobSubmittedResponse, JobViewSchema } from '../api-schemas.js';
+import type { AppContext } from '../context.js';
+import { imageUpload } from '../upload.js';
+import { streamEvents } from './job-events.js';
+import { jobSubmitted, jobUrl, jobView } from './job-view.js';
+
+export { endEventStreams } from './job-events.js';
 
 export const ListQuery = z.object({
   status: z.string().optional().transform((s, c) => {
@@ -22,8 +28,6 @@ export const ListQuery = z.object({
   kind: z.string().optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(50),
 });
-
-const SSE_KEEPALIVE_MS = 15_000;
 
 /** Parameters from the query string, then a JSON `params` field (form or query), then the form fields / JSON body (later wins). */
 function jobParams(req: Request): Record<string, unknown> {
@@ -54,13 +58,12 @@ export function jobRoutes(ctx: AppContext, service: JobService): Router {
   const submit = (kindFrom: (req: Request) => string): RequestHandler[] => [
     // Unknown kind and a full queue are answered before the upload is read.
     (req, _res, next) => {
-      const kind = service.kind(kindFrom(req));
+      service.kind(kindFrom(req));
       service.checkCapacity();
-      res_locals(req).kind = kind.name;
       next();
     },
     (req, res, next) => {
-      const kind = service.kind(res_locals(req).kind!);
+      const kind = service.kind(kindFrom(req));
       let up = uploads.get(kind.name);
       if (!up) {
         up = imageUpload(config, { fields: kind.inputs.map((f) => f.name), required: kind.inputs.some((f) => f.required ?? true) });
@@ -69,8 +72,8 @@ export function jobRoutes(ctx: AppContext, service: JobService): Router {
       up(req, res, next);
     },
     async (req, res) => {
-      const view = await service.submit(res_locals(req).kind!, (req.images ?? []).map((i) => ({ field: i.field, bytes: i.bytes, mimetype: i.mimetype })), jobParams(req));
-      res.status(202).location(view.links.self).json({ id: view.id, kind: view.kind, status: view.status, links: view.links });
+      const job = await service.submit(kindFrom(req), (req.images ?? []).map((i) => ({ field: i.field, bytes: i.bytes, mimetype: i.mimetype })), jobParams(req));
+      res.status(202).location(jobUrl(job.id)).json(jobSubmitted(job) satisfies z.input<typeof JobSubmittedResponse>);
     },
   ];
 
@@ -83,12 +86,12 @@ export function jobRoutes(ctx: AppContext, service: JobService): Router {
 
   r.get('/v1/jobs', (req, res) => {
     const q = parseParams(ListQuery, req.query as Record<string, unknown>);
-    res.json({ jobs: service.list({ status: q.status, kind: q.kind, limit: q.limit }) });
+    res.json({ jobs: service.list({ status: q.status, kind: q.kind, limit: q.limit }).map(jobView) } satisfies z.input<typeof JobListResponse>);
   });
-  r.get('/v1/jobs/:id', (req, res) => { res.json(service.get(req.params.id!)); });
+  r.get('/v1/jobs/:id', (req, res) => { res.json(jobView(service.get(req.params.id!)) satisfies z.input<typeof JobViewSchema>); });
   r.delete('/v1/jobs/:id', async (req, res) => {
-    const view = await service.cancel(req.params.id!);
-    res.status(view.status === 'cancelled' ? 200 : 202).json(view);
+    const job = await service.cancel(req.params.id!);
+    res.status(job.status === 'cancelled' ? 200 : 202).json(jobView(job) satisfies z.input<typeof JobViewSchema>);
   });
   r.get('/v1/jobs/:id/result', (req, res, next) => sendFile(res, next, service.resultFile(req.params.id!)));
   r.get('/v1/jobs/:id/previews/:n', (req, res, next) => {
@@ -102,14 +105,9 @@ export function jobRoutes(ctx: AppContext, service: JobService): Router {
     const header = req.headers['last-event-id'] ?? (req.query.last_event_id as string | undefined) ?? '0';
     const after = Number(header);
     if (!Number.isInteger(after) || after < 0) throw badRequest('invalid-parameter', `Last-Event-ID: must be a non-negative integer event id; got '${String(header)}'.`);
-    await streamEvents(req, res, service, id, after);
+    await streamEvents(res, service, id, after);
   });
   return r;
-}
-
-type Locals = { kind?: string };
-function res_locals(req: Request): Locals {
-  return ((req as unknown as { jobLocals?: Locals }).jobLocals ??= {});
 }
 
 function sendFile(res: Response, next: NextFunction, f: { path: string; content_type: string }): void {
@@ -120,67 +118,4 @@ function sendFile(res: Response, next: NextFunction, f: { path: string; content_
     res.setHeader('Cache-Control', 'private, max-age=86400, immutable');
     s.pipe(res);
   });
-}
-
-/** Open SSE responses per service, so shutdown can end them (clients reconnect with Last-Event-ID). */
-const openStreams = new WeakMap<JobService, Set<Response>>();
-
-/** Ends every open event stream of `service` (called as shutdown begins, so server.close() need not wait). */
-export function endEventStreams(service: JobService): void {
-  for (const res of openStreams.get(service) ?? []) res.end();
-}
-
-function formatEvent(ev: JobEvent): string {
-  return `id: ${ev.id}\nevent: ${ev.event}\ndata: ${JSON.stringify({ ...ev.data, at: ev.at })}\n\n`;
-}
-
-/**
- * Replays the persisted events after `after`, then streams live ones; ends after the `done` event. Live
- * events are buffered while the log is read and de-duplicated by id, so nothing is lost or repeated.
- */
-async function streamEvents(req: Request, res: Response, service: JobService, id: string, after: number): Promise<void> {
-  const open = openStreams.get(service) ?? new Set<Response>();
-  openStreams.set(service, open);
-  open.add(res);
-  res.on('close', () => open.delete(res));
-  let last = after;
-  let finished = false;
-  let replaying = true;
-  const pending: JobEvent[] = [];
-  const write = (ev: JobEvent) => {
-    if (ev.id <= last || finished) return;
-    last = ev.id;
-    res.write(formatEvent(ev));
-    if (ev.event === 'done') { finished = true; res.end(); }
-  };
-  const off = service.subscribe(id, (ev) => { if (replaying) pending.push(ev); else write(ev); });
-  const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), SSE_KEEPALIVE_MS);
-  keepAlive.unref();
-  const cleanup = () => { off(); clearInterval(keepAlive); };
-  res.on('close', cleanup);
-
-  res.status(200).set({ 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache, no-transform', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
-  res.flushHeaders();
-  res.write('retry: 1000\n\n');
-  try {
-    for (const ev of await service.events(id, after)) write(ev);
-  } catch {
-    // expired meanwhile: end the stream
-    finished = true;
-    res.end();
-  }
-  replaying = false;
-  for (const ev of pending.sort((a, b) => a.id - b.id)) write(ev);
-  if (finished) cleanup();
-  else if (isFinishedWithoutLiveEvent(service, id)) { finished = true; res.end(); cleanup(); }
-}
-
-/** A finished job whose `done` event was before `after`: nothing more will come. */
-function isFinishedWithoutLiveEvent(service: JobService, id: string): boolean {
-  try {
-    const s = service.record(id).status;
-    return s === 'succeeded' || s === 'failed' || s === 'cancelled';
-  } catch {
-    return true;
-  }
 }
