@@ -6,7 +6,7 @@
 //   JavaScript      → a tfjs model bundled as a browserify module (the nsfwjs package).
 import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { KerasImportError } from './errors.js';
-import { closeH5, openH5 } from './h5.js';
+import { closeH5, guardH5, openH5 } from './h5.js';
 import { isExportBundle } from './js-bundle.js';
 import { parseJson, readTextFile } from './json-file.js';
 import { inspectKerasH5 } from './read-h5.js';
@@ -64,7 +64,7 @@ function isHdf5(path: string, head: Buffer): boolean {
 async function detectH5(path: string): Promise<DetectedKerasFile> {
   const file = await openH5(path);
   try {
-    const layout = inspectKerasH5(file, path);
+    const layout = guardH5(path, () => inspectKerasH5(file, path));
     return layout.kind === 'full-model' ? { format: layout.format, needsConfig: false } : { format: 'keras-weights-h5', needsConfig: true };
   } finally {
     closeH5(file);

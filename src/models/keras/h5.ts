@@ -87,3 +87,15 @@ function toFloat32(value: unknown, dtype: string): Float32Array | undefined {
     || value instanceof Uint16Array || value instanceof Int32Array || value instanceof Uint32Array) return Float32Array.from(value);
   return undefined;
 }
+
+/**
+ * Runs `fn` (which walks an open file) with HDF5's diagnostic stack captured; a damaged file often fails only
+ * here, lazily, as a bare h5wasm error. Anything but a KerasImportError becomes a one-line `corrupt`/`truncated`.
+ */
+export function guardH5<T>(label: string, fn: () => T): T {
+  const res = withCapturedStderr(() => ({ result: fn() }));
+  if (res.value) return res.value.result;
+  if (res.error instanceof KerasImportError) throw res.error;
+  const reason = hdf5Reason(res.stderr) ?? (res.error instanceof Error ? res.error.message : String(res.error));
+  throw new KerasImportError(/truncat|eof/i.test(reason) ? 'truncated' : 'corrupt', `${label}: cannot read the HDF5 file (${reason})`, label);
+}

@@ -28,6 +28,8 @@ export function bundleExport(text: string, label: string): unknown {
   return value;
 }
 
+const ESCAPES: Record<string, string> = { n: '\n', t: '\t', r: '\r', b: '\b', f: '\f', v: '\v', '0': '\0' };
+
 /** A JSON superset parser for minified object literals: unquoted keys, single quotes, `!0`/`!1`, `.5`, `void 0`. */
 class LiteralParser {
   constructor(private readonly s: string, public pos: number, private readonly label: string) {}
@@ -132,7 +134,7 @@ class LiteralParser {
         out += String.fromCharCode(Number.parseInt(hex, 16));
         i += len;
       } else {
-        out += ({ n: '\n', t: '\t', r: '\r', b: '\b', f: '\f', v: '\v', '0': '\0' } as Record<string, string>)[e ?? ''] ?? e ?? '';
+        out += ESCAPES[e ?? ''] ?? e ?? '';
       }
     }
     return this.fail('unterminated string');

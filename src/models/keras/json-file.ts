@@ -9,7 +9,9 @@ export function parseJson(text: string, label: string): unknown {
     return JSON.parse(text);
   } catch (e) {
     const reason = e instanceof Error ? e.message : String(e);
-    const truncated = /end of (JSON )?input|unterminated/i.test(reason);
+    // Cut-off JSON fails at its very end (V8 says "end of JSON input", or names the last position).
+    const position = /position (\d+)/.exec(reason);
+    const truncated = /end of (JSON )?input/i.test(reason) || (position !== null && Number(position[1]) >= text.trimEnd().length);
     throw new KerasImportError(truncated ? 'truncated' : 'corrupt', `${label} is ${truncated ? 'truncated' : 'not valid'} JSON (${reason})`, label);
   }
 }

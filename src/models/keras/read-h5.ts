@@ -5,7 +5,7 @@
 import { readListAttr, readStringAttr } from '../keras-h5.js';
 import { addWeight, WeightAttributor } from './attribute.js';
 import { KerasImportError } from './errors.js';
-import { childGroup, closeH5, datasetAt, type H5File, type H5Group, openH5, readWeightData } from './h5.js';
+import { childGroup, closeH5, datasetAt, guardH5, type H5File, type H5Group, openH5, readWeightData } from './h5.js';
 import type { KerasFileFormat, KWeight } from './ir.js';
 import { parseJson } from './json-file.js';
 import { rawModelTree, unwrapModelConfig } from './raw-config.js';
@@ -58,26 +58,30 @@ export interface GivenConfig {
 export async function readKerasH5(path: string, given?: GivenConfig): Promise<RawKerasFile> {
   const file = await openH5(path);
   try {
-    const layout = inspectKerasH5(file, path);
-    if (layout.kind === 'full-model') {
-      if (given) {
-        throw new KerasImportError('bad-config', `${path} is a full model file (${layout.format}) with its own config; --config is only for weights-only files`, path);
-      }
-      const config = unwrapModelConfig(parseJson(layout.modelConfig, `${path}: model_config attribute`));
-      return { format: layout.format, kerasVersion: layout.kerasVersion, config, weights: readNamedLayout(layout.root, config, path) };
-    }
-    if (!given) {
-      throw new KerasImportError('missing-config',
-        `${path} holds weights only (model.save_weights); pass the model's architecture, the output of model.to_json(), with --config`, path);
-    }
-    const weights = layout.layout === 'vars'
-      ? readVarsLayout(layout.root, rawModelTree(given.config, given.source), path)
-      : readNamedLayout(layout.root, given.config, path, given.source);
-    const format: KerasFileFormat = 'keras-weights-h5';
-    return { format, kerasVersion: layout.kerasVersion ?? given.kerasVersion, config: given.config, weights };
+    return guardH5(path, () => readOpenKerasH5(file, path, given));
   } finally {
     closeH5(file);
   }
+}
+
+function readOpenKerasH5(file: H5File, path: string, given?: GivenConfig): RawKerasFile {
+  const layout = inspectKerasH5(file, path);
+  if (layout.kind === 'full-model') {
+    if (given) {
+      throw new KerasImportError('bad-config', `${path} is a full model file (${layout.format}) with its own config; --config is only for weights-only files`, path);
+    }
+    const config = unwrapModelConfig(parseJson(layout.modelConfig, `${path}: model_config attribute`));
+    return { format: layout.format, kerasVersion: layout.kerasVersion, config, weights: readNamedLayout(layout.root, config, path) };
+  }
+  if (!given) {
+    throw new KerasImportError('missing-config',
+      `${path} holds weights only (model.save_weights); pass the model's architecture, the output of model.to_json(), with --config`, path);
+  }
+  const weights = layout.layout === 'vars'
+    ? readVarsLayout(layout.root, rawModelTree(given.config, given.source), path)
+    : readNamedLayout(layout.root, given.config, path, given.source);
+  const format: KerasFileFormat = 'keras-weights-h5';
+  return { format, kerasVersion: layout.kerasVersion ?? given.kerasVersion, config: given.config, weights };
 }
 
 /** `layer_names` → one group per layer → `weight_names` → datasets at those (relative, '/'-nested) paths. */

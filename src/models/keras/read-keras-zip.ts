@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KerasImportError } from './errors.js';
-import { closeH5, openH5 } from './h5.js';
+import { closeH5, guardH5, openH5 } from './h5.js';
 import { parseJson, versionOf } from './json-file.js';
 import { rawModelTree } from './raw-config.js';
 import type { RawKerasFile } from './raw.js';
@@ -37,7 +37,7 @@ export async function readKerasZip(path: string): Promise<RawKerasFile> {
     const label = `${path}: ${KERAS_ZIP_WEIGHTS}`;
     const file = await openH5(h5Path, label);
     try {
-      const weights = readVarsLayout(file, tree, label);
+      const weights = guardH5(label, () => readVarsLayout(file, tree, label));
       return { format: 'keras3-zip', kerasVersion: versionOf(metadata) ?? versionOf(config), config, weights };
     } finally {
       closeH5(file);

@@ -68,18 +68,24 @@ function walk(parent: H5Group, containerName: string, layers: RawLayerNode[], se
 function readLayerVars(g: H5Group | undefined, node: RawLayerNode, groupPath: string, label: string): KWeight[] {
   const roles = variableRoles(node.className, node.config);
   const vars = g && childGroup(g, 'vars');
-  const keys = vars ? vars.keys().filter((k) => /^\d+$/.test(k)).sort((a, b) => Number(a) - Number(b)) : [];
-  if (roles !== undefined && roles.length !== keys.length) {
-    const expected = roles.length === 0 ? 'none' : `${roles.length} (${roles.join(', ')})`;
-    throw new KerasImportError('weights-layout',
-      `${label}: layer '${node.name}' (${node.className}) should have its weights at ${groupPath}/vars: expected ${expected}, found ${keys.length}`, label);
+  if (!vars) {
+    if (roles === undefined || roles.length === 0) return [];
+    throw layoutError(label, node, groupPath, roles, 0);
   }
+  const keys = vars.keys().filter((k) => /^\d+$/.test(k)).sort((a, b) => Number(a) - Number(b));
+  if (roles !== undefined && roles.length !== keys.length) throw layoutError(label, node, groupPath, roles, keys.length);
   return keys.map((key, i) => {
-    const ds = vars!.get(key);
+    const ds = vars.get(key);
     if (!isDataset(ds)) throw new KerasImportError('corrupt', `${label}: ${groupPath}/vars/${key} is not a dataset`, label);
     const { shape, data } = readWeightData(ds, label);
     return { name: roles?.[i] ?? `var_${key}`, shape, data };
   });
+}
+
+function layoutError(label: string, node: RawLayerNode, groupPath: string, roles: string[], found: number): KerasImportError {
+  const expected = roles.length === 0 ? 'none' : `${roles.length} (${roles.join(', ')})`;
+  return new KerasImportError('weights-layout',
+    `${label}: layer '${node.name}' (${node.className}) should have its weights at ${groupPath}/vars: expected ${expected}, found ${found}`, label);
 }
 
 /** Weights stored for a layer group no config layer maps to mean the config and the weights disagree. */
