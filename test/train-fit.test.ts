@@ -1,11 +1,12 @@
-// The training loop (src/train/fit.ts) through its seam with a second, framework-free backend: softmax
+// The training loop (src/train/fit.ts) through its seam (src/train/trainable.ts) with a second, framework-free backend: softmax
 // regression by plain gradient descent in Float64 JS. Checks the loop's contract on real learning — every example
 // once per epoch in batches, the best epoch's weights restored, early stopping after `patience` epochs without a
 // better one — plus the option rules (src/train/options.ts) and each architecture's top block.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ARCHITECTURES } from '../src/models/architectures/index.js';
-import { type EpochSource, type LabelledSet, type TrainableModel, type WeightsSnapshot, fit, gather } from '../src/train/fit.js';
+import { type EpochSource, fit, gather } from '../src/train/fit.js';
+import type { LabelledSet, TrainableModel, WeightsSnapshot } from '../src/train/trainable.js';
 import { type Evaluation, Scorer } from '../src/train/metrics.js';
 import { finetuneSettingsSchema, mnistSettingsSchema, parseSettings } from '../src/train/options.js';
 import { mulberry32 } from '../src/train/prng.js';

@@ -7,17 +7,18 @@ import { selectBackend, tf } from './backend.js';
 import type { FinetuneBase } from './base.js';
 import { type DatasetScan, type SkippedFile, problem } from './dataset.js';
 import { BaseFeatures, POOLED } from './features.js';
-import { type EpochSource, type LabelledSet, fit, gather } from './fit.js';
+import { type EpochSource, fit, gather } from './fit.js';
 import type { Geometry } from './frozen-base.js';
 import { decodeDataset, labelsOf, splitDataset } from './finetune-data.js';
 import { exportFinetuned } from './finetune-export.js';
 import { extractionRate, finetuneRecords } from './finetune-records.js';
-import { buildHead } from './head.js';
+import { buildHead, symbolic } from './head.js';
 import { type ClassMetrics, perClassMetrics } from './metrics.js';
 import type { FinetuneSettings } from './options.js';
 import type { FinetuneEpoch, FinetuneProgress } from './progress.js';
-import { TfjsTrainable } from './tfjs-trainable.js';
+import { TfjsTrainable, tfjsExportable } from './tfjs-trainable.js';
 import { buildTopBlock } from './top-block.js';
+import type { LabelledSet } from './trainable.js';
 
 /** What the caller validated and hands to the child (structured-clone data only). */
 export interface FinetuneTaskArgs {
@@ -58,11 +59,6 @@ export async function finetuneTask(args: FinetuneTaskArgs, progress: (p: Finetun
     throw e;
   }
 }
-
-const symbolic = (x: ReturnType<tf.layers.Layer['apply']>): tf.SymbolicTensor => {
-  if (!(x instanceof tf.SymbolicTensor)) throw new Error('top block: a layer applied to a symbolic tensor returned a concrete value');
-  return x;
-};
 
 async function runFinetune(a: FinetuneTaskArgs, emit: (p: FinetuneProgress) => void): Promise<FinetuneResult> {
   const t0 = performance.now();
@@ -137,7 +133,7 @@ async function runFinetune(a: FinetuneTaskArgs, emit: (p: FinetuneProgress) => v
 
     let final = new TfjsTrainable(head.onPooled, s.learningRate, K);
     let bestEpoch = await runStage(1, final, s.epochs, s.learningRate, POOLED, `head on the frozen ${arch} (${head.describe(base.featureLayer)})`);
-    let exported = { model: head.onMap, layers: head.layers };
+    let exported = tfjsExportable(head.onMap, head.layers);
     let evalInput = POOLED;
     if (s.unfreezeTop && chain) {
       // Stage 2: the top block (initialised from the base) + the trained head, on cached maps of the block's input.
@@ -150,7 +146,7 @@ async function runFinetune(a: FinetuneTaskArgs, emit: (p: FinetuneProgress) => v
       final = new TfjsTrainable(full, s.unfreezeLearningRate, K);
       bestEpoch = await runStage(2, final, s.unfreezeEpochs, s.unfreezeLearningRate, cut,
         `top block ${block.layers.map((l) => l.name).join(', ')} + head, learning rate ${s.unfreezeLearningRate}`);
-      exported = { model: full, layers: [...block.layers, ...head.layers] };
+      exported = tfjsExportable(full, [...block.layers, ...head.layers]);
       evalInput = cut;
     }
 
@@ -162,7 +158,7 @@ async function runFinetune(a: FinetuneTaskArgs, emit: (p: FinetuneProgress) => v
       backend: backend.backend, cut, history, bestEpoch, validation, trainableParameters: final.parameters, extraction: features.stats, firstExtraction,
     };
     const maxAbsDiff = await exportFinetuned({
-      base, cut, layers: exported.layers, model: exported.model, classes: data.classes, preprocessing: mode, checkImages: split.val, features,
+      base, cut, model: exported, classes: data.classes, preprocessing: mode, checkImages: split.val, features,
       modelsDir: a.modelsDir, name: a.name, target: a.target,
     }, (diff) => finetuneRecords(run, diff));
     emit({ type: 'export', dir: a.target, maxAbsDiff });

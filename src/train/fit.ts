@@ -2,40 +2,11 @@
 // a validation pass per epoch, the best epoch's weights kept (and restored at the end), optional early stopping —
 // Keras' fit(..., callbacks=[EarlyStopping(restore_best_weights=True)]) with a learning-rate schedule.
 //
-// The seam for a second training backend: anything that implements TrainableModel (one optimizer step on a
-// batch, evaluation, weight snapshots) trains here — today TensorFlow.js (./tfjs-trainable.ts).
+// Anything that implements TrainableModel (./trainable.ts: one optimizer step on a batch, evaluation, weight
+// snapshots) trains here — today TensorFlow.js (./tfjs-trainable.ts).
 import type { EpochRecord, Evaluation } from './metrics.js';
 import { seededPermutation } from './prng.js';
-
-/** Examples as one row-major block: `shape` is the shape of one example ([C], [H, W, C], …). */
-export interface Examples {
-  data: Float32Array;
-  shape: number[];
-}
-
-/** A labelled set (labels are class indices). */
-export interface LabelledSet {
-  x: Examples;
-  y: Uint8Array;
-}
-
-/** Weights saved by {@link TrainableModel.snapshot}; release() frees them. */
-export interface WeightsSnapshot {
-  release(): void;
-}
-
-/** A classifier that can be trained here: what fit() needs of a framework. */
-export interface TrainableModel {
-  /** Trainable parameters. */
-  readonly parameters: number;
-  setLearningRate(lr: number): void;
-  /** One optimizer step on a batch (dropout masks drawn from `dropoutSeed`); the batch's mean loss and accuracy. */
-  step(batch: LabelledSet, dropoutSeed: number): Promise<{ loss: number; acc: number }>;
-  /** Loss, accuracy and confusion on a labelled set, predicting `batchSize` examples at a time. */
-  evaluate(set: LabelledSet, batchSize: number): Promise<Evaluation>;
-  snapshot(): WeightsSnapshot;
-  restore(snapshot: WeightsSnapshot): void;
-}
+import type { LabelledSet, TrainableModel, WeightsSnapshot } from './trainable.js';
 
 /** The training examples of each epoch: reordered (and, with augmentation, redrawn or recomputed) every epoch. */
 export interface EpochSource {

@@ -25,8 +25,9 @@ export interface Head {
   describe(featureLayer: string): string;
 }
 
-const symbolic = (x: ReturnType<tf.layers.Layer['apply']>): tf.SymbolicTensor => {
-  if (!(x instanceof tf.SymbolicTensor)) throw new Error('head: a layer applied to a symbolic tensor returned a concrete value');
+/** A layer's output when applied to a symbolic tensor (tfjs types it as either). */
+export const symbolic = (x: ReturnType<tf.layers.Layer['apply']>): tf.SymbolicTensor => {
+  if (!(x instanceof tf.SymbolicTensor)) throw new Error('a layer applied to a symbolic tensor returned a concrete value');
   return x;
 };
 

@@ -1,8 +1,10 @@
-// TensorFlow.js behind the fit() seam (./fit.ts): a compiled tfjs LayersModel trained batch by batch with Adam and
-// categorical cross-entropy, the softmax classifier the Keras recipes use.
+// TensorFlow.js behind the training seam (./trainable.ts): a compiled tfjs LayersModel trained batch by batch with
+// Adam and categorical cross-entropy (the softmax classifier the Keras recipes use), and exported as ONNX layers.
+import type { GraphBuilder } from '../onnx/builder.js';
 import { tf } from './backend.js';
-import type { Examples, LabelledSet, TrainableModel, WeightsSnapshot } from './fit.js';
+import { appendTfjsLayers } from './export-onnx.js';
 import { type Evaluation, Scorer } from './metrics.js';
+import type { Examples, ExportableModel, LabelledSet, TrainableModel, WeightsSnapshot } from './trainable.js';
 
 /** Adam whose learning rate a schedule may change between steps (tfjs keeps it protected). */
 class ScheduledAdam extends tf.AdamOptimizer {
@@ -89,4 +91,19 @@ export class TfjsTrainable implements TrainableModel {
     if (!(snapshot instanceof TfjsSnapshot)) throw new Error('TfjsTrainable.restore: not a snapshot of a tfjs model');
     this.model.setWeights(snapshot.tensors);
   }
+}
+
+/** `layers` (the chain `model` is made of, on a channels-last map) as an ExportableModel. */
+export function tfjsExportable(model: tf.LayersModel, layers: tf.layers.Layer[]): ExportableModel {
+  return {
+    appendToOnnx: (g: GraphBuilder, input: string) => appendTfjsLayers(g, layers, input, 'NCHW').output,
+    async predict(x: Examples, count: number): Promise<Float32Array> {
+      const probs = tf.tidy(() => model.predict(toTensor(x, count)) as tf.Tensor);
+      try {
+        return (await probs.data()) as Float32Array;
+      } finally {
+        probs.dispose();
+      }
+    },
+  };
 }
