@@ -3,7 +3,8 @@
 // un-broadcasting, opset-dependent Reduce* emission).
 import type { GraphBuilder } from '../builder.js';
 import { type AttrValue, type NodeProto, DataType, floatTensor, int64Tensor } from '../proto.js';
-import { type SDim, type StaticInfo, attrs } from './static.js';
+import { type SDim, attrs } from './dims.js';
+import type { StaticInfo } from './static.js';
 
 export class AutodiffError extends Error {
   constructor(message: string, readonly opType?: string, readonly nodeName?: string) {
@@ -171,7 +172,6 @@ export class VjpContext {
   flippedWeight(w: string, spatial: number[]): string {
     let f = this.flipCache.get(w);
     if (!f) {
-      const nsp = spatial.length;
       const perm = [1, 0, ...spatial.map((_, i) => i + 2)];
       f = this.op('Transpose', [w], { perm }, 'wT');
       const flipAxes = spatial.map((k, i) => (k > 1 ? i + 2 : -1)).filter((a) => a >= 0);
@@ -181,7 +181,6 @@ export class VjpContext {
           this.ints(flipAxes), this.ints(flipAxes.map(() => -1)),
         ], {}, 'wflip');
       }
-      void nsp;
       this.flipCache.set(w, f);
     }
     return f;
