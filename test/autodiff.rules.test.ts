@@ -33,11 +33,12 @@ const CASES: Record<string, KindCase> = {
   AveragePool: unary('AveragePool', { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }),
   Add: binary('Add'), Sub: binary('Sub'), Mul: binary('Mul'), Div: binary('Div'), Sum: binary('Sum'),
   Pow: { inputs: X, build: (b) => b.node('Pow', ['x', b.scalar(3)]) },
+  Clip: { inputs: X, build: (b) => b.node('Clip', ['x', b.scalar(-0.5), b.scalar(0.5)]) },
   Where: { inputs: { c: 'bool', ...XY }, build: (b) => b.node('Where', ['c', 'x', 'y']) },
   MatMul: { inputs: { a: [3, 4], b: [4, 5] }, build: (b) => b.node('MatMul', ['a', 'b']) },
   Gemm: { inputs: { a: [3, 4], b: [4, 5], c: [5] }, build: (b) => b.node('Gemm', ['a', 'b', 'c']) },
   Conv: {
-    inputs: X, wrt: ['x'],
+    inputs: X, wrt: ['x', 'w'],
     build: (b) => b.node('Conv', ['x', b.weight('w', [2, 3, 3, 3], new Float32Array(54))], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }),
   },
   BatchNormalization: {

@@ -27,7 +27,10 @@ export type { GradKind, OpRule, Vjp, VjpArgs } from './vjp/rule.js';
 export interface GradientOptions {
   /** Name of the scalar value to differentiate (exposed as graph output `loss`). */
   loss: string;
-  /** Graph inputs to differentiate with respect to; each gets an output `<name>_grad`. */
+  /**
+   * Values to differentiate with respect to: graph inputs (e.g. the image) and/or initializers (weights and
+   * biases); each gets an output `<name>_grad` with the same shape.
+   */
   wrt: string[];
 }
 
@@ -98,7 +101,8 @@ export function gradientModel(model: ModelProto, options: GradientModelOptions):
     if (b.hasValue(name)) throw new AutodiffError(`autodiff: the graph already has a value named '${name}'`);
     b.node('Identity', [grads[w]!], {}, { outputs: [name] });
     const inInfo = b.inputs.find((v) => v.name === w);
-    b.outputs.push(inInfo?.type ? { name, type: inInfo.type } : makeValueInfo(name, 'float32'));
+    const init = b.initializers.find((t) => t.name === w);
+    b.outputs.push(inInfo?.type ? { name, type: inInfo.type } : makeValueInfo(name, 'float32', init ? (init.dims ?? []).map(Number) : undefined));
   }
 
   const pruned = pruneUnused(b.toGraph());
@@ -142,8 +146,11 @@ export function appendGradients(b: GraphBuilder, options: AppendGradientsOptions
   if (!producer.has(options.loss) && !inputNames.has(options.loss)) {
     throw new AutodiffError(`autodiff: loss '${options.loss}' is not produced by any node of the graph`);
   }
+  const initializerNames = new Set(b.initializers.map((t) => t.name ?? ''));
   for (const w of options.wrt) {
-    if (!inputNames.has(w)) throw new AutodiffError(`autodiff: wrt '${w}' is not a graph input`);
+    if (!inputNames.has(w) && !initializerNames.has(w)) {
+      throw new AutodiffError(`autodiff: wrt '${w}' is neither a graph input nor an initializer`);
+    }
   }
 
   // Nodes the loss depends on, in topological order.

@@ -1,7 +1,7 @@
 // Unary elementwise ops (activations and math functions, shape-preserving) and the axis-wise normalisations
 // Softmax / LogSoftmax. Rules that read the forward output instead of the input keep only y alive.
 import { isFloatType } from '../dims.js';
-import { type OpRule, type Vjp, type GradKind, g0, num } from '../rule.js';
+import { type GradKind, type OpRule, type Vjp, fail, g0, num } from '../rule.js';
 import type { InferArgs } from '../static.js';
 
 /** Output 0 has the dims of input 0. */
@@ -37,6 +37,23 @@ const tanhVjp: Vjp = (args) => {
   const { ctx, y: [Y] } = args;
   return [ctx.op('Mul', [g0(args), ctx.op('Sub', [ctx.scalar(1), ctx.op('Mul', [Y!, Y!])])])];
 };
+// Like tf.clipByValue: the gradient passes where min ≤ x ≤ max (bounds included), else 0.
+const clipVjp: Vjp = (args) => {
+  const { ctx, x: [X, lo, hi], a, need } = args;
+  if (need[1] || need[2]) fail(args, 'the bounds must be constant (not on the path from wrt to the loss)');
+  const bound = (input: string | undefined, attr: unknown): string | undefined =>
+    input ? input : attr === undefined ? undefined : ctx.scalar(Number(attr));
+  const min = bound(lo, a.min);
+  const max = bound(hi, a.max);
+  const tests = [
+    ...(min ? [ctx.op('GreaterOrEqual', [X!, min])] : []),
+    ...(max ? [ctx.op('LessOrEqual', [X!, max])] : []),
+  ];
+  if (tests.length === 0) return [g0(args)];
+  const inside = tests.length === 2 ? ctx.op('And', tests) : tests[0]!;
+  return [ctx.op('Where', [inside, g0(args), ctx.scalar(0)], {}, 'dclip')];
+};
+
 /** Identity-like ops (Identity, float→float Cast, inference Dropout): the gradient passes through. */
 export const passThroughVjp: Vjp = (args) => [g0(args)];
 
@@ -76,7 +93,8 @@ export const unaryRules: Record<string, OpRule> = {
   Identity: unary('linear', passThroughVjp, { types: 'like-input' }),
   // Only float→float casts are differentiable; a cast to an integer type yields a constant.
   Cast: unary('linear', passThroughVjp, { types: (a) => [isFloatType(Number(a.to)) ? 'float' : 'int'] }),
-  Clip: inferOnly, Erf: inferOnly, Elu: inferOnly, Softplus: inferOnly, LRN: inferOnly,
+  Clip: unary('input', clipVjp),
+  Erf: inferOnly, Elu: inferOnly, Softplus: inferOnly, LRN: inferOnly,
   Sign: stepFunction, Floor: stepFunction, Ceil: stepFunction, Round: stepFunction,
   Not: { types: 'int', infer: inferSame, grad: 'none' },
   IsNaN: { types: 'int', grad: 'none' },
