@@ -21,6 +21,11 @@ export const SLICE_TO_END = 2 ** 31 - 1;
 export interface VjpOptions {
   /** Backward of stride-1 Conv: 'flipped' (default; Conv with flipped/transposed weights) or 'transpose' (ConvTranspose). */
   convBackward?: 'flipped' | 'transpose';
+  /**
+   * Backward of non-overlapping k×k/k max-pools: 'mask' (default; plain MaxPool forward, SpaceToDepth mask)
+   * or 'scatter' (MaxPool with Indices + ScatterElements, the form every other max-pool uses).
+   */
+  maxPoolBackward?: 'mask' | 'scatter';
 }
 
 export class VjpContext {

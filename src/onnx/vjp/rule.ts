@@ -28,8 +28,8 @@ export type Vjp = (args: VjpArgs) => (string | undefined)[];
  * backward pass; test/autodiff.rules.test.ts checks each declaration against the nodes the VJP emits.
  * - 'linear': nothing — a fixed linear map of the upstream gradient (Add, Reshape, Slice, AveragePool, …)
  * - 'input': forward inputs (Mul: the other operand, Conv: the weights / the data, Log: x)
- * - 'output': only forward outputs (Relu, Exp, Sigmoid, Softmax, MaxPool's indices)
- * - 'input+output': both (Div)
+ * - 'output': only forward outputs (Relu, Exp, Sigmoid, Softmax)
+ * - 'input+output': both (Div; MaxPool: x and y for k×k/k pools, only its Indices output otherwise)
  */
 export type GradKind = 'linear' | 'input' | 'output' | 'input+output';
 

@@ -1,17 +1,63 @@
 // Pools: MaxPool (scatter back through the argmax indices), AveragePool (its adjoint as a pool or a
 // ConvTranspose with a constant kernel), GlobalAveragePool; LpPool and GlobalMaxPool only for inference.
+import type { VjpContext } from '../context.js';
 import type { SDim } from '../dims.js';
 import { type OpRule, type Vjp, fail, g0, list, num } from '../rule.js';
 import type { InferArgs } from '../static.js';
 import { inferWindow, staticBeginEnd, transposeAndCrop } from './window.js';
 
+/**
+ * Non-overlapping k×k/k pools without padding (VGG's 2×2/2): no Indices output (the forward keeps ORT's fast
+ * NCHWc MaxPool) and no scatter. SpaceToDepth splits x into its k² window positions (row-major, each the
+ * size of y); the gradient goes to the first position equal to the max — the element ORT's Indices and TF
+ * pick on ties — and DepthToSpace puts the k² parts back. Rows/columns the pool never read (H or W not a
+ * multiple of k) get zeros.
+ */
+function blockMaxPoolGrad(ctx: VjpContext, g: string, X: string, Y: string, k: number): string {
+  const kk = k * k;
+  const covered = ctx.op('Mul', [ctx.shapeSlice(Y, 2), ctx.ints([k, k])]);
+  const xc = ctx.op('Slice', [X, ctx.ints([0, 0]), covered, ctx.ints([2, 3])]);
+  // Split needs num_outputs from opset 18 on, and rejects it before.
+  const parts = ctx.opMulti('Split', [ctx.op('SpaceToDepth', [xc], { blocksize: k })], kk, { axis: 1, num_outputs: ctx.opset >= 18 ? kk : undefined });
+  let taken: string | undefined; // window positions before this one that hold the max
+  const routed = parts.map((part, i) => {
+    let chosen: string;
+    if (i === kk - 1 && taken) chosen = ctx.op('Not', [taken]); // the max is one of the k² elements
+    else {
+      const eq = ctx.op('Equal', [part, Y]);
+      chosen = taken ? ctx.op('And', [eq, ctx.op('Not', [taken])]) : eq;
+      taken = taken ? ctx.op('Or', [taken, eq]) : eq;
+    }
+    return ctx.op('Where', [chosen, g, ctx.scalar(0)], {}, 'dmaxpool');
+  });
+  const dx = ctx.op('DepthToSpace', [ctx.op('Concat', routed, { axis: 1 })], { blocksize: k, mode: 'DCR' });
+  const rest = ctx.op('Sub', [ctx.shapeSlice(X, 2), covered]);
+  const pads = ctx.op('Concat', [ctx.ints([0, 0, 0, 0, 0, 0]), rest], { axis: 0 });
+  return ctx.op('Pad', [dx, pads]);
+}
+
+/** Whether a MaxPool is k×k with stride k, 2-D, no padding, no dilation: windows tile the input. */
+function blockSize(a: Record<string, unknown>): number | undefined {
+  const k = a.kernel_shape as number[] | undefined;
+  if (!k || k.length !== 2 || k[0] !== k[1]) return undefined;
+  const strides = list(a.strides, 2, 1);
+  const pads = (a.pads as number[] | undefined) ?? [0, 0, 0, 0];
+  const autoPad = (a.auto_pad as string | undefined) ?? 'NOTSET';
+  const plain = (autoPad === 'NOTSET' || autoPad === 'VALID') && pads.every((p) => p === 0)
+    && list(a.dilations, 2, 1).every((d) => d === 1) && num(a.ceil_mode, 0) === 0;
+  return plain && strides.every((s) => s === k[0]) ? k[0] : undefined;
+}
+
 const maxPoolVjp: Vjp = (args) => {
   const { ctx, node, x: [X], a } = args;
   if (!args.need[0]) return [];
   if (num(a.storage_order, 0) !== 0) fail(args, 'storage_order=1 is not supported');
-  // The forward node is given its Indices output (flat over N·C·H·W, padding not counted); each upstream
-  // gradient is scattered back with reduction 'add', so overlapping windows (3×3 s2) accumulate correctly.
+  const k = blockSize(a);
   const out = node.output!;
+  if (k !== undefined && k > 1 && !out[1] && ctx.options.maxPoolBackward !== 'scatter') return [blockMaxPoolGrad(ctx, g0(args), X!, out[0]!, k)];
+  // General (overlapping windows such as 3×3 s2, padding): the forward node is given its Indices output
+  // (flat over N·C·H·W, padding not counted); each upstream gradient is scattered back with reduction 'add',
+  // so overlapping windows accumulate correctly.
   if (!out[1]) out[1] = ctx.b.fresh(`${out[0]}_indices`);
   const idx = out[1];
   const flatIdx = ctx.op('Reshape', [idx, ctx.ints([-1])]);
@@ -78,7 +124,8 @@ const inferGlobal = ({ dims, set }: InferArgs): void => {
 };
 
 export const poolRules: Record<string, OpRule> = {
-  MaxPool: { types: () => ['float', 'int'], infer: inferWindow, grad: { kind: 'output', vjp: maxPoolVjp } },
+  // Block pools compare x with y; overlapping ones read only the Indices output.
+  MaxPool: { types: () => ['float', 'int'], infer: inferWindow, grad: { kind: 'input+output', vjp: maxPoolVjp } },
   AveragePool: { infer: inferWindow, grad: { kind: 'linear', vjp: averagePoolVjp } },
   LpPool: { infer: inferWindow },
   GlobalAveragePool: { infer: inferGlobal, grad: { kind: 'linear', vjp: globalAveragePoolVjp } },
