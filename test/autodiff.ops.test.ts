@@ -44,6 +44,14 @@ const cases: Case[] = [
   unary('LogSoftmax axis −1', 'LogSoftmax', (x) => tf.logSoftmax(x)),
   unary('GlobalAveragePool', 'GlobalAveragePool', (x) => tf.mean(x, [2, 3], true)),
   {
+    name: 'Clip [−0.5, 0.8] (min/max inputs)', inputs: [NCHW], sizes: S1,
+    build: (b, [x]) => b.node('Clip', [x!, b.scalar(-0.5), b.scalar(0.8)]), tf: (x) => tf.clipByValue(x, -0.5, 0.8),
+  },
+  {
+    name: 'Clip with only a max (min omitted)', inputs: [NCHW], sizes: S1,
+    build: (b, [x]) => b.node('Clip', [x!, '', b.scalar(0.3)]), tf: (x) => tf.minimum(x, 0.3),
+  },
+  {
     name: 'Pow 1.25 (constant exponent)', inputs: [NCHW], sizes: S1, positive: true,
     build: (b, [x]) => b.node('Pow', [x!, b.scalar(1.25)]), tf: (x) => tf.pow(x, 1.25),
   },

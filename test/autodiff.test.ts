@@ -125,10 +125,10 @@ describe('autodiff: gradientGraph contract', () => {
     assert.ok(SUPPORTED_OPS.includes('Conv') && !SUPPORTED_OPS.includes('Erf'));
   });
 
-  it('bad arguments: unknown loss, wrt that is not a graph input', () => {
+  it('bad arguments: unknown loss, wrt that is neither a graph input nor an initializer', () => {
     const bytes = handBuilt().serialize().model;
     assert.throws(() => gradientGraph(bytes, { loss: 'nope', wrt: ['x'] }), /loss 'nope'/);
-    assert.throws(() => gradientGraph(bytes, { loss: 'dream', wrt: ['w1'] }), /wrt 'w1' is not a graph input/);
+    assert.throws(() => gradientGraph(bytes, { loss: 'dream', wrt: ['feat'] }), /wrt 'feat' is neither a graph input nor an initializer/);
   });
 
   it('shape-only paths (Shape/Gather/Cast) are constants; an unused wrt input gets a zero gradient', async () => {
