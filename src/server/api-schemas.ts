@@ -126,3 +126,15 @@ export const JobKindsResponse = z.object({
 export const SamplesResponse = z.object({ samples: z.array(z.object({ name: z.string(), url: z.string(), bytes: z.number().int() })) });
 
 export const ImageResponses = { 'image/png': 'binary', 'image/jpeg': 'binary', 'image/webp': 'binary' } as const;
+
+export const ReloadResponse = z.object({
+  added: z.array(z.string()).describe('models that appeared'),
+  changed: z.array(z.string()).describe('models whose folder was replaced (reloaded if they were loaded)'),
+  removed: z.array(z.string()).describe('models that disappeared'),
+  models: z.array(z.object({
+    name: z.string(),
+    status: z.string(),
+    error: z.string().optional(),
+    engine: z.object({ state: z.enum(['loading', 'loaded', 'failed']), load_ms: z.number().optional(), error: z.string().optional() }).optional(),
+  })),
+});
