@@ -60,17 +60,20 @@ export async function startService<N extends CorePart = never>(opts: ServiceOpti
   const core = opts.core ?? (await createCore(config, rootLogger, { ...optionsFor(needs), warmUp: true, autoFetch: config.autoFetch }));
 
   let ctx: AppContext<N>;
-  let bound: BoundPlugin[];
+  let bound: BoundPlugin[] = [];
   let server: Server;
   try {
-    ctx = { config, logger: core.logger, readiness: core.readiness, core: requireParts(core, needsOf(opts.plugins ?? []), 'the service') };
-    bound = [...bindAll(opts.plugins ?? [], ctx), ...bindAll(defaults, ctx)];
+    // Each plugin checks its own needs first (the error names the plugin); then the context is typed with them all.
+    const base: AppContext = { config, logger: core.logger, readiness: core.readiness, core };
+    bound = [...bindAll(opts.plugins ?? [], base), ...bindAll(defaults, base)];
+    ctx = { ...base, core: requireParts(core, needsOf(opts.plugins ?? []), 'the service') };
     for (const p of bound) p.start();
     const app = createApp(ctx, bound);
     server = await new Promise<Server>((resolve, reject) => {
       const s = app.listen(config.port, config.host, (err?: Error) => (err ? reject(err) : resolve(s)));
     });
   } catch (e) {
+    for (const p of [...bound].reverse()) await Promise.resolve().then(() => p.stop()).catch(() => undefined);
     await core.close();
     throw e;
   }
