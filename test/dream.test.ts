@@ -7,7 +7,6 @@ import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
 import dreamKind from '../src/jobs/kinds/dream.js';
 import type { JobContext } from '../src/jobs/kind.js';
-import { jobsPlugin } from '../src/jobs/plugin.js';
 import { parseParams } from '../src/util/params.js';
 import { ProblemError } from '../src/util/problem.js';
 import { logger } from '../src/util/logger.js';
@@ -15,11 +14,12 @@ import { synthesizeModel } from '../src/models/synth.js';
 import { octaveShapes, rollFor, tiledGradient } from '../src/ops/dream.js';
 import { type Chw, resizeBilinear, roll } from '../src/image/chw.js';
 import { inferencePlugin } from '../src/server/inference-plugin.js';
+import { jobsPlugin } from '../src/server/jobs-plugin.js';
 import { type RunningService, startService } from '../src/server/service.js';
 import { tempDir, testConfig } from './helpers/app.js';
 import { type Ev, decodeRaw, getJson, readSse } from './helpers/jobs.js';
 
-let svc: RunningService;
+let svc: RunningService<'engine' | 'models' | 'classify' | 'jobs'>;
 
 async function pngPattern(w: number, h: number): Promise<Buffer> {
   const raw = Buffer.alloc(w * h * 3);
@@ -132,7 +132,7 @@ describe('DeepDream', () => {
 
   it('checkpoint/resume between steps (mid-octave and across an octave change) gives the same image as an uninterrupted run', async () => {
     const p = parseParams(dreamKind.params(svc.ctx.config), { octaves: 2, iterations: 3, seed: 4, step: 0.05, jitter: 20 });
-    const ctx: JobContext = { jobId: 't', config: svc.ctx.config, signal: new AbortController().signal, logger, services: svc.ctx.services };
+    const ctx: JobContext = { jobId: 't', config: svc.ctx.config, signal: new AbortController().signal, logger, services: svc.ctx.core };
     const raw = await decodeRaw(await pngPattern(170, 160));
     const inputs = { image: [{ data: raw.data, width: raw.width, height: raw.height, channels: 3 as const }] };
     const total = dreamKind.totalSteps(p);

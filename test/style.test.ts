@@ -17,11 +17,11 @@ import { rgbToYcbcr } from '../src/image/colour.js';
 import { preprocess } from '../src/image/preprocess.js';
 import { parseParams } from '../src/util/params.js';
 import { ProblemError } from '../src/util/problem.js';
-import { type InferenceServices, createInferenceServices } from '../src/server/inference-plugin.js';
+import { type InferenceCore, createCore } from '../src/app/core.js';
 import { logger } from '../src/util/logger.js';
 import { tempDir } from './helpers/app.js';
 
-let services: InferenceServices;
+let core: InferenceCore;
 let config: Config;
 let modelsDir: string;
 
@@ -39,7 +39,7 @@ function pattern(w: number, h: number, k: number): RawImage {
 }
 
 function ctxFor(): JobContext {
-  return { jobId: 'test', config, signal: new AbortController().signal, logger, services: services as never };
+  return { jobId: 'test', config, signal: new AbortController().signal, logger, services: core };
 }
 
 function params(raw: Record<string, unknown>): StyleParams {
@@ -64,10 +64,10 @@ before(async () => {
   modelsDir = tempDir('convserve-style-models-');
   await synthesizeModel('vgg19', { modelsDir, name: 'vgg19', width: 1 / 8, includeTop: false });
   config = loadConfig({}, { modelsDir, autoFetch: false, engineWorkers: 1, engineThreads: 2 });
-  services = createInferenceServices(config, logger.child({}, { level: 'warn' }));
-  await services.engine.start();
+  core = await createCore(config, logger.child({}, { level: 'warn' }));
+  await core.started;
 });
-after(async () => { await services?.engine.stop(); });
+after(async () => { await core?.close(); });
 
 const content = pattern(96, 64, 2);
 const styleA = pattern(80, 80, 7);
@@ -185,7 +185,7 @@ describe('style transfer (VGG19 width 1/8, synthetic weights)', () => {
   it('the loss graph computes the recipe formulas (vs direct JS computation) and its gradient matches central differences', async () => {
     // Whole-graph gradient numerics vs tfjs at 1e-4 are covered by test/autodiff.arch.test.ts (same VGG19 at
     // width 1/8, the same keras loss formula); this checks the loss graph *this op* builds.
-    const { engine, registry } = services;
+    const { engine, registry } = core;
     const entry = requireModel(registry, 'vgg19', 'vgg19');
     for (const recipe of ['keras', 'gatys'] as const) {
       const spec = RECIPES[recipe];
@@ -245,7 +245,7 @@ describe('style transfer (VGG19 width 1/8, synthetic weights)', () => {
   });
 
   it('100 consecutive gradient steps do not grow RSS beyond a small bound', async (t) => {
-    const { engine, registry } = services;
+    const { engine, registry } = core;
     const entry = requireModel(registry, 'vgg19', 'vgg19');
     const keys = await styleSessions(engine, entry.modelPath, modelStamp(entry), 'keras');
     const x = preprocess(pattern(256, 192, 5), 'caffe');

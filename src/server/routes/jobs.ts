@@ -2,32 +2,21 @@
 // result, previews, cancel. Route aliases: POST /v1/dream and /v1/style = POST /v1/jobs/dream|style.
 // The service answers with records; the JSON views and their links are built in job-view.ts.
 import { createReadStream } from 'node:fs';
-import { type NextFunction, type Request, type RequestHandler, type Response, Router } from 'express';
-import { z } from 'zod';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { z } from 'zod';
 import { jobKinds } from '../../jobs/kind.js';
-import { JOB_STATUSES, type JobStatus } from '../../jobs/record.js';
 import type { JobService } from '../../jobs/service.js';
 import { parseParams } from '../../util/params.js';
 import { badRequest } from '../../util/problem.js';
 import type { JobListResponse, JobSubmittedResponse, JobViewSchema } from '../api-schemas.js';
 import type { AppContext } from '../context.js';
+import { type ApiRouter, route } from '../route-registry.js';
 import { imageUpload } from '../upload.js';
 import { streamEvents } from './job-events.js';
+import { JOB_ROUTES, ListQuery, describeKindSubmits, submitRoute } from './job-specs.js';
 import { jobSubmitted, jobUrl, jobView } from './job-view.js';
 
 export { endEventStreams } from './job-events.js';
-
-export const ListQuery = z.object({
-  status: z.string().optional().transform((s, c) => {
-    if (!s) return undefined;
-    const list = s.split(',').map((x) => x.trim()).filter(Boolean);
-    const bad = list.find((x) => !(JOB_STATUSES as readonly string[]).includes(x));
-    if (bad) { c.addIssue({ code: 'custom', message: `unknown status '${bad}'; one or more (comma-separated) of ${JOB_STATUSES.join(', ')}` }); return z.NEVER; }
-    return list as JobStatus[];
-  }),
-  kind: z.string().optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(50),
-});
 
 /** Parameters from the query string, then a JSON `params` field (form or query), then the form fields / JSON body (later wins). */
 function jobParams(req: Request): Record<string, unknown> {
@@ -50,8 +39,7 @@ function jobParams(req: Request): Record<string, unknown> {
   return { ...query, ...json, ...body };
 }
 
-export function jobRoutes(ctx: AppContext, service: JobService): Router {
-  const r = Router();
+export function jobRoutes(r: ApiRouter, ctx: AppContext, service: JobService): void {
   const { config } = ctx;
   const uploads = new Map<string, RequestHandler>();
 
@@ -77,29 +65,30 @@ export function jobRoutes(ctx: AppContext, service: JobService): Router {
     },
   ];
 
-  r.get('/v1/job-kinds', (_req, res) => {
+  route(r, JOB_ROUTES.kinds, (_req, res) => {
     res.json({ kinds: jobKinds().map((k) => ({ name: k.name, description: k.description, inputs: k.inputs.map((f) => ({ name: f.name, required: f.required ?? true, max_count: f.maxCount ?? 1 })), submit: `/v1/jobs/${k.name}` })) });
   });
-  r.post('/v1/jobs/:kind', ...submit((req) => String(req.params.kind)));
-  r.post('/v1/dream', ...submit(() => 'dream'));
-  r.post('/v1/style', ...submit(() => 'style'));
+  route(r, submitRoute('/v1/jobs/{kind}', 'submitJob', undefined, config), ...submit((req) => String(req.params.kind)));
+  describeKindSubmits(r, config);
+  route(r, submitRoute('/v1/dream', 'submitDream', 'dream', config), ...submit(() => 'dream'));
+  route(r, submitRoute('/v1/style', 'submitStyle', 'style', config), ...submit(() => 'style'));
 
-  r.get('/v1/jobs', (req, res) => {
+  route(r, JOB_ROUTES.list, (req, res) => {
     const q = parseParams(ListQuery, req.query as Record<string, unknown>);
     res.json({ jobs: service.list({ status: q.status, kind: q.kind, limit: q.limit }).map(jobView) } satisfies z.input<typeof JobListResponse>);
   });
-  r.get('/v1/jobs/:id', (req, res) => { res.json(jobView(service.get(req.params.id!)) satisfies z.input<typeof JobViewSchema>); });
-  r.delete('/v1/jobs/:id', async (req, res) => {
+  route(r, JOB_ROUTES.get, (req, res) => { res.json(jobView(service.get(req.params.id!)) satisfies z.input<typeof JobViewSchema>); });
+  route(r, JOB_ROUTES.cancel, async (req, res) => {
     const job = await service.cancel(req.params.id!);
     res.status(job.status === 'cancelled' ? 200 : 202).json(jobView(job) satisfies z.input<typeof JobViewSchema>);
   });
-  r.get('/v1/jobs/:id/result', (req, res, next) => sendFile(res, next, service.resultFile(req.params.id!)));
-  r.get('/v1/jobs/:id/previews/:n', (req, res, next) => {
+  route(r, JOB_ROUTES.result, (req, res, next) => sendFile(res, next, service.resultFile(req.params.id!)));
+  route(r, JOB_ROUTES.preview, (req, res, next) => {
     const n = Number(req.params.n);
     if (!Number.isInteger(n) || n < 0) throw badRequest('invalid-parameter', `n: must be a preview number 0, 1, 2…; got '${req.params.n}'.`);
     sendFile(res, next, service.previewFile(req.params.id!, n));
   });
-  r.get('/v1/jobs/:id/events', async (req, res) => {
+  route(r, JOB_ROUTES.events, async (req, res) => {
     const id = req.params.id!;
     service.record(id); // 404 before switching to an event stream
     const header = req.headers['last-event-id'] ?? (req.query.last_event_id as string | undefined) ?? '0';
@@ -107,7 +96,6 @@ export function jobRoutes(ctx: AppContext, service: JobService): Router {
     if (!Number.isInteger(after) || after < 0) throw badRequest('invalid-parameter', `Last-Event-ID: must be a non-negative integer event id; got '${String(header)}'.`);
     await streamEvents(res, service, id, after);
   });
-  return r;
 }
 
 function sendFile(res: Response, next: NextFunction, f: { path: string; content_type: string }): void {

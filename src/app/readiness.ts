@@ -1,5 +1,5 @@
-// /readyz: the service is ready when every start-up task registered here has finished (or failed — then the
-// reason is shown and the service stays not-ready).
+// Readiness of a core: it is ready when every start-up task registered here has finished (or failed — then the
+// reason is shown and it stays not-ready) and every health check passes. GET /readyz renders it.
 export type TaskState = { state: 'pending' } | { state: 'done' } | { state: 'failed'; error: string };
 
 export class Readiness {
