@@ -90,6 +90,8 @@ function osRelease() {
   }
 }
 
+// apt-get waits this long for another apt/dpkg run (unattended upgrades on a fresh machine) instead of failing.
+const LOCK_WAIT = 'DPkg::Lock::Timeout=300';
 const isRoot = () => process.getuid?.() === 0;
 const hasApt = () => works('/usr/bin/apt-get');
 
@@ -105,14 +107,12 @@ function installPlan(missing) {
   const plan = [];
   if (packages.length) {
     plan.push(['apt-get', ['update', '-qq']]);
-    // Waits for another apt/dpkg run (unattended upgrades on a fresh machine) instead of failing on its lock.
     plan.push(['apt-get', ['install', '-y', '-qq', '--no-install-recommends', '-o', LOCK_WAIT, ...packages]]);
   }
   if (ubuntu && missing.some((t) => t.id === 'chromium')) plan.push([process.execPath, [join(ROOT, 'node_modules', 'playwright-core', 'cli.js'), 'install', '--with-deps', 'chromium']]);
   return plan;
 }
 
-const LOCK_WAIT = 'DPkg::Lock::Timeout=300';
 /** A plan step as a shell command; `forPerson` leaves out the options that only keep an unattended run quiet. */
 const show = ([program, args], forPerson = false) => [program === process.execPath ? 'node' : program,
   ...args.filter((a, i) => !forPerson || !(a === '-qq' || a === LOCK_WAIT || args[i + 1] === LOCK_WAIT)).map((a) => a.replace(ROOT + '/', ''))].join(' ');
