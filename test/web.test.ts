@@ -1,4 +1,4 @@
-// Browser tests of the web page: Debian's Chromium (/usr/bin/chromium) driven by playwright-core against the
+// Browser tests of the web page: Chromium (CHROMIUM_PATH, set by scripts/test-setup.mjs) driven by playwright-core against the
 // full service (synthetic reduced-width VGG19 in a temp models dir). One browser, one page, reused; screenshots
 // of every state go to test-output/screenshots/.
 import assert from 'node:assert/strict';
@@ -10,9 +10,12 @@ import { synthesizeModel } from '../src/models/synth.js';
 import { type RunningService, defaultPlugins, startService } from '../src/server/service.js';
 // @ts-expect-error -- plain .mjs build script without types
 import { buildWeb } from '../scripts/build-web.mjs';
+// @ts-expect-error -- plain .mjs script without types
+import { findTool } from '../scripts/test-setup.mjs';
 import { tempDir, testConfig } from './helpers/app.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+// `npm test` runs scripts/test-setup.mjs first, which sets CHROMIUM_PATH; run alone, this file looks for it the same way.
+const CHROMIUM: string = process.env.CHROMIUM_PATH ?? findTool('chromium');
 const SHOTS = join(import.meta.dirname, '..', 'test-output', 'screenshots');
 const SAMPLE = join(import.meta.dirname, '..', 'samples', 'chelsea.jpg');
 const MNIST = join(import.meta.dirname, '..', 'models', 'mnist-cnn');
