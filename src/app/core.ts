@@ -5,7 +5,7 @@ import type { Config } from '../config.js';
 import { Engine } from '../engine/engine.js';
 import { type JobServices, loadBuiltinJobKinds } from '../jobs/kind.js';
 import { JobService } from '../jobs/service.js';
-import { EngineModelProvider } from '../models/provider.js';
+import { EngineModelProvider } from '../ops/model-provider.js';
 import { ModelRegistry } from '../models/registry.js';
 import { Classifier } from '../ops/classify.js';
 import { ClassifyService } from '../ops/classify-service.js';

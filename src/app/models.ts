@@ -2,7 +2,7 @@
 // new or replaced models, and the background download of the official weights (CONVSERVE_AUTO_FETCH).
 import type { Config } from '../config.js';
 import { KNOWN_MODELS } from '../models/official.js';
-import type { LoadedStatus, EngineModelProvider } from '../models/provider.js';
+import type { LoadedStatus, EngineModelProvider } from '../ops/model-provider.js';
 import type { ModelRegistry } from '../models/registry.js';
 import type { Logger } from '../util/logger.js';
 

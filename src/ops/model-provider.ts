@@ -1,12 +1,12 @@
 // Resolves model names to loaded engine sessions. Sessions load on first use (or eagerly at start), are
 // reloaded when a model folder is replaced (fine-tune, re-import) and unloaded when it disappears.
 import type { Engine } from '../engine/engine.js';
-import type { ClassifierModel } from '../ops/classify.js';
-import type { ModelProvider } from '../ops/classify-service.js';
+import type { ClassifierModel } from './classify.js';
+import type { ModelProvider } from './classify-service.js';
 import type { Logger } from '../util/logger.js';
 import { notFound, unavailable } from '../util/problem.js';
-import { readLabels } from './manifest.js';
-import type { ModelEntry, ModelRegistry } from './registry.js';
+import { readLabels } from '../models/manifest.js';
+import type { ModelEntry, ModelRegistry } from '../models/registry.js';
 
 interface Loaded {
   /** Identity of the folder contents the session was loaded from. */
