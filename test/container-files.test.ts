@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Copy, DockerfileParser, type Instruction } from 'dockerfile-ast';
 import { validate } from 'dockerfile-utils';
+import { parse as parseYaml } from 'yaml';
 // @ts-expect-error -- plain .mjs script without types
 import { findTool } from '../scripts/test-setup.mjs';
 
@@ -19,69 +20,9 @@ const ROOT = join(import.meta.dirname, '..');
 const DOCKERFILE = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
 const COMPOSE_TEXT = readFileSync(join(ROOT, 'compose.yaml'), 'utf8');
 
-// ---- a strict reader for the block-YAML subset compose.yaml is written in ------------------------------------
-// No YAML parser is among the project's dependencies. This reads block maps and lists, `#` comments, plain and
-// double-quoted scalars and JSON-style flow lists, and rejects everything else (anchors, tags, block scalars,
-// single quotes, tabs), so the file cannot silently use YAML this reader would misread.
+// compose.yaml is read with the `yaml` package (strict: duplicate keys and bad syntax are errors).
 type Yaml = string | number | boolean | null | Yaml[] | { [key: string]: Yaml };
-interface YamlLine { indent: number; text: string; line: number }
-
-export function readYamlSubset(text: string): Yaml {
-  const lines: YamlLine[] = [];
-  text.split('\n').forEach((raw, i) => {
-    if (/\t/.test(raw.match(/^\s*/)![0])) throw new Error(`line ${i + 1}: tab indentation`);
-    const body = stripComment(raw).trimEnd();
-    if (body.trim()) lines.push({ indent: body.length - body.trimStart().length, text: body.trim(), line: i + 1 });
-  });
-  let pos = 0;
-  const block = (indent: number): Yaml => {
-    const first = lines[pos];
-    if (!first || first.indent !== indent) throw new Error(`line ${first?.line ?? 'end'}: expected a block at indent ${indent}`);
-    if (first.text.startsWith('- ')) {
-      const list: Yaml[] = [];
-      while (pos < lines.length && lines[pos]!.indent === indent && lines[pos]!.text.startsWith('- ')) {
-        const item = lines[pos++]!;
-        if (/^- [^"[{]*:( |$)/.test(item.text)) throw new Error(`line ${item.line}: maps inside lists are not in the subset`);
-        list.push(scalar(item.text.slice(2).trim(), item.line));
-      }
-      return list;
-    }
-    const map: { [key: string]: Yaml } = {};
-    while (pos < lines.length && lines[pos]!.indent === indent) {
-      const entry = lines[pos++]!;
-      const m = entry.text.match(/^([A-Za-z0-9_.-]+):(?: (.*))?$/);
-      if (!m) throw new Error(`line ${entry.line}: expected 'key: value', got '${entry.text}'`);
-      if (Object.hasOwn(map, m[1]!)) throw new Error(`line ${entry.line}: duplicate key '${m[1]}'`);
-      const next = lines[pos];
-      map[m[1]!] = m[2] !== undefined ? scalar(m[2], entry.line) : next && next.indent > indent ? block(next.indent) : null;
-    }
-    if (pos < lines.length && lines[pos]!.indent > indent) throw new Error(`line ${lines[pos]!.line}: unexpected indentation`);
-    return map;
-  };
-  const doc = block(0);
-  if (pos !== lines.length) throw new Error(`line ${lines[pos]!.line}: unexpected dedent`);
-  return doc;
-}
-
-function stripComment(line: string): string {
-  let quoted = false;
-  for (let i = 0; i < line.length; i++) {
-    if (line[i] === '"' && line[i - 1] !== '\\') quoted = !quoted;
-    if (!quoted && line[i] === '#' && (i === 0 || /\s/.test(line[i - 1]!))) return line.slice(0, i);
-  }
-  return line;
-}
-
-function scalar(text: string, line: number): Yaml {
-  if (/^[&*!|>']/.test(text) || text === '---') throw new Error(`line ${line}: '${text}' is outside the YAML subset`);
-  if (text.startsWith('"') || text.startsWith('[')) return JSON.parse(text) as Yaml; // JSON strings/lists are YAML too
-  if (text === '{}') return {};
-  if (/^-?\d+(\.\d+)?$/.test(text)) return Number(text);
-  if (text === 'true' || text === 'false') return text === 'true';
-  if (text === 'null' || text === '~') return null;
-  if (/[{}[\]]/.test(text)) throw new Error(`line ${line}: flow collections other than JSON lists are outside the subset`);
-  return text;
-}
+const readYaml = (text: string): Yaml => parseYaml(text, { strict: true, uniqueKeys: true }) as Yaml;
 
 // ---- helpers --------------------------------------------------------------------------------------------------
 const isMap = (v: Yaml | undefined): v is { [key: string]: Yaml } => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -210,7 +151,7 @@ describe('Dockerfile', () => {
 
 // ---- compose.yaml ---------------------------------------------------------------------------------------------
 describe('compose.yaml', () => {
-  const compose = map(readYamlSubset(COMPOSE_TEXT), 'the document');
+  const compose = map(readYaml(COMPOSE_TEXT), 'the document');
   const services = map(compose.services, 'services');
   const service = (name: string) => map(services[name], `service ${name}`);
   const env = (name: string) => map(service(name).environment, `${name}.environment`);
@@ -291,14 +232,5 @@ describe('compose.yaml', () => {
       assert.equal(runCheck(argv, { CONVSERVE_REDIS_URL: `redis://127.0.0.1:${port}` }), 0);
       assert.equal(runCheck(argv, { CONVSERVE_REDIS_URL: `redis://127.0.0.1:${await freePort()}` }), 1);
     });
-  });
-});
-
-describe('the YAML subset reader', () => {
-  it('reads maps, lists, scalars and comments, and refuses YAML it does not implement', () => {
-    assert.deepEqual(readYamlSubset('a: 1\nb:\n  - x # note\n  - "y: #z"\nc:\n  d: [\"p\", \"q\"]\n  e: {}\n  f: true\n'), { a: 1, b: ['x', 'y: #z'], c: { d: ['p', 'q'], e: {}, f: true } });
-    for (const bad of ['a: &x 1\n', 'a: |\n  t\n', "a: 'q'\n", 'a:\n\t- 1\n', 'a:\n  - b: 1\n', 'a: 1\na: 2\n', 'a: {b: 1}\n']) {
-      assert.throws(() => readYamlSubset(bad), Error, JSON.stringify(bad));
-    }
   });
 });
