@@ -95,6 +95,22 @@ describe('autodiff: MaxPool (block mask for k×k/k, ScatterElements add otherwis
     { name: '3×3 s2 SAME_UPPER', k: 3, s: 2, attrs: { auto_pad: 'SAME_UPPER' }, tfPad: 'same' },
     { name: '3×3 s1 pads 1', k: 3, s: 1, attrs: { pads: [1, 1, 1, 1] }, tfPad: 1 },
   ];
+  it('Relu → 2×2 s2 (many zero windows): the Relu mask is applied once, at the pooled size', async () => {
+    const p = await prepare({
+      inputs: [{ name: 'x', dims: ['N', 3, 'H', 'W'] }],
+      build: (b, [x]) => b.node('MaxPool', [b.node('Relu', [x!])], { kernel_shape: [2, 2], strides: [2, 2] }),
+    });
+    const greater = decodeModel(p.gradModel).graph!.node!.filter((n) => n.opType === 'Greater');
+    assert.equal(greater.length, 1, 'one Greater (pooled size), no full-size Relu mask');
+    for (const [h, w] of [...SIZES, [17, 17] as [number, number]]) {
+      const dims = [2, 3, h, w];
+      const x = randn(prod(dims), h * 37 + w, 1, -0.6).map((v) => Math.round(v * 2) / 2); // mostly ≤ 0, ties
+      const r = await p.run({ x: { data: x, dims } }, 9);
+      const o = tfGrads((xx) => toNCHW(tf.maxPool(toNHWC(tf.relu(xx)), 2, 2, 'valid')), [{ data: x, dims }], r.G, r.y.dims as number[]);
+      const e = relErr(r.grads.x!, o.grads[0]!);
+      assert.ok(e < TOL, `at ${h}×${w}: rel. error ${e}`);
+    }
+  });
   for (const c of cases) {
     it(c.name, async () => {
       const p = await prepare({

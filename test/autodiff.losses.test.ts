@@ -7,8 +7,9 @@ import { gradientGraph } from '../src/onnx/autodiff.js';
 import { GraphBuilder } from '../src/onnx/builder.js';
 import { binaryCrossEntropy, meanSquaredError, softmaxCrossEntropy } from '../src/onnx/losses.js';
 import type { Dim } from '../src/onnx/proto.js';
+import { toTrainingGraph } from '../src/onnx/train-graph.js';
 import { batchNormTraining, dropoutWithMask } from '../src/onnx/train-layers.js';
-import { ort, prod, randn, relErr, session, tf, tfCpu } from './autodiff-util.js';
+import { hwio, ort, prod, randn, relErr, session, tf, tfCpu, toNCHW, toNHWC } from './autodiff-util.js';
 
 const TOL = 1e-4;
 before(tfCpu);
@@ -206,5 +207,61 @@ describe('autodiff: training forms of BatchNormalization and Dropout', () => {
     const ref = tf.tidy(() => tf.grad((xx: tf.Tensor) => tf.sum(tf.mul(tf.mul(tf.mul(xx, tf.tensor(mask, [n, 4])), 1 / 0.7), tf.tensor(G, [n, 4]))))(tf.tensor(x, [n, 4])).dataSync());
     assert.ok(relErr(r.x_grad!.data as Float32Array, ref) < TOL);
     assert.throws(() => dropoutWithMask(b, 'x', 'mask', 1), /rate must be in \[0, 1\)/);
+  });
+});
+
+describe('autodiff: toTrainingGraph (inference graph → training graph)', () => {
+  it('Conv → BatchNormalization → Relu → Dropout → GAP → Gemm → CE: weight gradients and batch statistics vs tfjs', async () => {
+    const W = randn(3 * 2 * 9, 61, 0.5);
+    const FC = randn(4 * 3, 62, 0.5);
+    const b = new GraphBuilder('net');
+    b.input('x', 'float32', ['N', 2, 'H', 'W']);
+    b.input('labels', 'int64', ['N']);
+    const conv = b.node('Conv', ['x', b.weight('w', [3, 2, 3, 3], W)], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] });
+    const bn = b.node('BatchNormalization', [conv, b.weight('scale', [3], Float32Array.from([1.2, 0.8, -0.5])), b.weight('bias', [3], Float32Array.from([0.1, -0.2, 0.3])),
+      b.weight('rmean', [3], new Float32Array(3)), b.weight('rvar', [3], new Float32Array(3).fill(1))], { epsilon: { float: 1e-3 }, momentum: { float: 0.99 } }, { name: 'bn1' });
+    const drop = b.node('Dropout', [b.node('Relu', [bn]), b.scalar(0.25)], {}, { name: 'drop1' });
+    const logits = b.node('Gemm', [b.node('Flatten', [b.node('GlobalAveragePool', [drop])]), b.weight('fc', [4, 3], FC)], { transB: 1 });
+    const loss = softmaxCrossEntropy(b, logits, 'labels', { labels: 'index', name: 'ce' });
+    b.output(loss);
+    const t = toTrainingGraph(b, { exposeStatistics: true });
+    assert.equal(t.batchNorms.length, 1);
+    assert.deepEqual([t.batchNorms[0]!.node, t.batchNorms[0]!.runningMean, t.batchNorms[0]!.momentum.toFixed(2)], ['bn1', 'rmean', '0.99']);
+    assert.equal(t.dropouts.length, 1);
+    assert.equal(t.dropouts[0]!.rate, 0.25);
+    assert.ok(!b.nodes.some((n) => n.opType === 'BatchNormalization' || n.opType === 'Dropout'));
+    const wrt = ['w', 'scale', 'bias', 'fc'];
+    const s = await session(gradientGraph(b.serialize().model, { loss, wrt, keepOutputs: 'all' }));
+    for (const [n, h, w] of [[3, 5, 6], [2, 7, 4]] as const) {
+      const x = randn(n * 2 * h * w, n * h * w);
+      const mask = randn(n * 3 * h * w, h * w + 1).map((v) => (v > -0.3 ? 1 : 0));
+      const lab = BigInt64Array.from({ length: n }, (_, i) => BigInt((i * 3 + h) % 4));
+      const r = await s.run({
+        x: new ort.Tensor('float32', x, [n, 2, h, w]), labels: new ort.Tensor('int64', lab, [n]),
+        [t.dropouts[0]!.mask]: new ort.Tensor('float32', mask, [n, 3, h, w]),
+      });
+      const ref = tf.tidy(() => {
+        const f = (wt: tf.Tensor, sc: tf.Tensor, bi: tf.Tensor, fc: tf.Tensor): tf.Scalar => {
+          const c = toNCHW(tf.conv2d(toNHWC(tf.tensor(x, [n, 2, h, w])), hwio(wt), 1, 'same'));
+          const m = tf.moments(c, [0, 2, 3], true);
+          const y = tf.add(tf.mul(tf.div(tf.sub(c, m.mean), tf.sqrt(tf.add(m.variance, 1e-3))), tf.reshape(sc, [3, 1, 1])), tf.reshape(bi, [3, 1, 1]));
+          const d = tf.mul(tf.mul(tf.relu(y), tf.tensor(mask, [n, 3, h, w])), 1 / 0.75);
+          const z = tf.matMul(tf.mean(d, [2, 3]) as tf.Tensor2D, fc as tf.Tensor2D, false, true);
+          return tf.losses.softmaxCrossEntropy(tf.oneHot(tf.tensor1d(Array.from(lab, Number), 'int32'), 4), z) as tf.Scalar;
+        };
+        const at = [tf.tensor(W, [3, 2, 3, 3]), tf.tensor([1.2, 0.8, -0.5]), tf.tensor([0.1, -0.2, 0.3]), tf.tensor(FC, [4, 3])];
+        const { value, grads } = tf.valueAndGrads(f)(at);
+        const c = toNCHW(tf.conv2d(toNHWC(tf.tensor(x, [n, 2, h, w])), hwio(at[0]!), 1, 'same'));
+        const m = tf.moments(c, [0, 2, 3]);
+        return { loss: value.dataSync()[0]!, grads: grads.map((g) => Float32Array.from(g.dataSync())), mean: m.mean.dataSync(), variance: m.variance.dataSync() };
+      });
+      assert.ok(Math.abs(Number((r.ce!.data as Float32Array)[0]) - ref.loss) < TOL * Math.abs(ref.loss));
+      wrt.forEach((name, i) => {
+        const e = relErr(r[`${name}_grad`]!.data as Float32Array, ref.grads[i]!);
+        assert.ok(e < TOL, `d/d${name} at N=${n} ${h}×${w}: rel. error ${e}`);
+      });
+      assert.ok(relErr(r[t.batchNorms[0]!.batchMean]!.data as Float32Array, ref.mean) < TOL);
+      assert.ok(relErr(r[t.batchNorms[0]!.batchVariance]!.data as Float32Array, ref.variance) < TOL);
+    }
   });
 });

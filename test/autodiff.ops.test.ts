@@ -100,6 +100,14 @@ const cases: Case[] = [
     tf: (x) => tf.concat([x, tf.mul(x, x), tf.relu(x)], 1),
   },
   {
+    name: 'Concat with constant parts around x (only x\'s part sliced out)', inputs: [NCHW], sizes: S1,
+    build: (b, [x]) => {
+      const zeros = (w: number): string => b.node('ConstantOfShape', [b.node('Concat', [b.node('Shape', [x!], { end: 3 }), b.ints([w])], { axis: 0 })]);
+      return b.node('Concat', [zeros(2), b.node('Mul', [x!, x!]), zeros(1)], { axis: -1 });
+    },
+    tf: (x) => tf.concat([tf.zeros([...x.shape.slice(0, 3), 2]), tf.mul(x, x), tf.zeros([...x.shape.slice(0, 3), 1])], -1),
+  },
+  {
     name: 'Concat of two inputs (axis −1)', inputs: [NCHW, { name: 'y', dims: ['N', 3, 'H', 'V'] }],
     sizes: [[[2, 3, 8, 10], [2, 3, 8, 4]], [[1, 3, 5, 7], [1, 3, 5, 2]]],
     build: (b, [x, y]) => b.node('Concat', [x!, y!], { axis: -1 }), tf: (x, y) => tf.concat([x!, y!], -1),

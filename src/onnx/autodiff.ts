@@ -173,6 +173,7 @@ export function appendGradients(b: GraphBuilder, options: AppendGradientsOptions
     if (accumulated.has(v)) return accumulated.get(v);
     const list = contributions.get(v) ?? [];
     const g = list.length === 0 ? undefined : list.length === 1 ? list[0] : ctx.op('Sum', list, {}, 'acc');
+    if (g && list.length > 1 && list.every((c) => ctx.maskedBy.get(c) === v)) ctx.maskedBy.set(g, v);
     accumulated.set(v, g);
     return g;
   };

@@ -32,6 +32,12 @@ export class VjpContext {
   private readonly shapeCache = new Map<string, string>();
   private readonly flipCache = new Map<string, string>();
   private readonly zeroCache = new Map<string, string>();
+  /**
+   * Gradient values known to be zero wherever a forward value is ≤ 0 (gradient → that value). A block
+   * max-pool over a Relu output applies the Relu's mask at the pooled size and records it here, so the
+   * Relu's own VJP can pass the gradient through instead of masking it again at full size.
+   */
+  readonly maskedBy = new Map<string, string>();
 
   constructor(
     readonly b: GraphBuilder,

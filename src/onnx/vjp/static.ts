@@ -49,6 +49,8 @@ export class StaticInfo {
   readonly initializers = new Map<string, TensorProto>();
   /** Values known to be non-float (int64 shapes, bool masks): never differentiable. */
   readonly nonFloat = new Set<string>();
+  /** Op type of the node producing each value. */
+  readonly producerOp = new Map<string, string>();
   private symCounter = 0;
 
   constructor(
@@ -74,6 +76,7 @@ export class StaticInfo {
       }
     }
     for (const n of nodes) {
+      for (const o of n.output ?? []) if (o) this.producerOp.set(o, n.opType ?? '');
       const rule = rules(n);
       if (!rule) continue;
       try {

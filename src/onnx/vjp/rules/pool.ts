@@ -13,27 +13,29 @@ import { inferWindow, staticBeginEnd, transposeAndCrop } from './window.js';
  * pick on ties — and DepthToSpace puts the k² parts back. Rows/columns the pool never read (H or W not a
  * multiple of k) get zeros.
  */
-function blockMaxPoolGrad(ctx: VjpContext, g: string, X: string, Y: string, k: number): string {
+function blockMaxPoolGrad(ctx: VjpContext, gy: string, X: string, Y: string, k: number): string {
   const kk = k * k;
+  // Over a Relu output, a window whose max is 0 routes its gradient to a zero the Relu would mask: masking
+  // here, at the pooled size, lets the Relu's VJP skip its full-size mask (see VjpContext.maskedBy).
+  const overRelu = ctx.info.producerOp.get(X) === 'Relu';
+  const g = overRelu ? ctx.op('Where', [ctx.op('Greater', [Y, ctx.scalar(0)]), gy, ctx.scalar(0)], {}, 'dmaxpool_relu') : gy;
   const covered = ctx.op('Mul', [ctx.shapeSlice(Y, 2), ctx.ints([k, k])]);
   const xc = ctx.op('Slice', [X, ctx.ints([0, 0]), covered, ctx.ints([2, 3])]);
   // Split needs num_outputs from opset 18 on, and rejects it before.
   const parts = ctx.opMulti('Split', [ctx.op('SpaceToDepth', [xc], { blocksize: k })], kk, { axis: 1, num_outputs: ctx.opset >= 18 ? kk : undefined });
   let taken: string | undefined; // window positions before this one that hold the max
   const routed = parts.map((part, i) => {
-    let chosen: string;
-    if (i === kk - 1 && taken) chosen = ctx.op('Not', [taken]); // the max is one of the k² elements
-    else {
-      const eq = ctx.op('Equal', [part, Y]);
-      chosen = taken ? ctx.op('And', [eq, ctx.op('Not', [taken])]) : eq;
-      taken = taken ? ctx.op('Or', [taken, eq]) : eq;
-    }
+    const eq = ctx.op('Equal', [part, Y]);
+    const chosen = taken ? ctx.op('And', [eq, ctx.op('Not', [taken])]) : eq;
+    if (i < kk - 1) taken = taken ? ctx.op('Or', [taken, eq]) : eq;
     return ctx.op('Where', [chosen, g, ctx.scalar(0)], {}, 'dmaxpool');
   });
   const dx = ctx.op('DepthToSpace', [ctx.op('Concat', routed, { axis: 1 })], { blocksize: k, mode: 'DCR' });
   const rest = ctx.op('Sub', [ctx.shapeSlice(X, 2), covered]);
   const pads = ctx.op('Concat', [ctx.ints([0, 0, 0, 0, 0, 0]), rest], { axis: 0 });
-  return ctx.op('Pad', [dx, pads]);
+  const out = ctx.op('Pad', [dx, pads]);
+  if (overRelu) ctx.maskedBy.set(out, X);
+  return out;
 }
 
 /** Whether a MaxPool is k×k with stride k, 2-D, no padding, no dilation: windows tile the input. */

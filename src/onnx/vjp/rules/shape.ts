@@ -18,11 +18,15 @@ const transposeVjp: Vjp = (args) => {
 const expandVjp: Vjp = (args) => [args.ctx.unbroadcast(g0(args), args.x[0]!, [args.ctx.constInts(args.x[1])])];
 
 const concatVjp: Vjp = (args) => {
-  const { ctx, x, a } = args;
+  const { ctx, x, a, need } = args;
   const axis = num(a.axis, 0);
   const sizes = ctx.op('Concat', x.map((xi) => ctx.op('Gather', [ctx.shape(xi), ctx.ints([axis])])), { axis: 0 });
-  const parts = ctx.opMulti('Split', [g0(args), sizes], x.length, { axis });
-  return parts.map((p, i) => (args.need[i] ? p : undefined));
+  if (need.every((v) => v)) return ctx.opMulti('Split', [g0(args), sizes], x.length, { axis });
+  // Only some parts need a gradient: slice those out (a Split would compute the others as dead outputs).
+  const starts = ctx.op('CumSum', [sizes, ctx.ints([0], [])], { exclusive: 1 });
+  const ends = ctx.op('Add', [starts, sizes]);
+  const at = (v: string, i: number): string => ctx.op('Slice', [v, ctx.ints([i]), ctx.ints([i + 1])]);
+  return x.map((_, i) => (need[i] ? ctx.op('Slice', [g0(args), at(starts, i), at(ends, i), ctx.ints([axis])], {}, 'dconcat') : undefined));
 };
 
 const splitVjp: Vjp = (args) => {

@@ -9,8 +9,10 @@ export const inferSame = ({ dims, set }: InferArgs): void => set(0, dims(0));
 
 const reluVjp: Vjp = (args) => {
   const { ctx, y: [Y] } = args;
+  const g = g0(args);
+  if (ctx.maskedBy.get(g) === Y) return [g]; // already zero where y = 0 (a block max-pool applied the mask)
   // Uses the output (y > 0 ⇔ x > 0), so the pre-activation is not kept alive and Conv+Relu still fuse.
-  return [ctx.op('Where', [ctx.op('Greater', [Y!, ctx.scalar(0)]), g0(args), ctx.scalar(0)], {}, 'drelu')];
+  return [ctx.op('Where', [ctx.op('Greater', [Y!, ctx.scalar(0)]), g, ctx.scalar(0)], {}, 'drelu')];
 };
 
 const leakyReluVjp: Vjp = (args) => {
