@@ -152,7 +152,7 @@ describe('DeepDream', () => {
 
   it('a damaged or foreign checkpoint is refused with invalid-checkpoint naming what is wrong', async () => {
     const p = parseParams(dreamKind.params(svc.ctx.config), { octaves: 2, iterations: 2, seed: 1 });
-    const ctx: JobContext = { jobId: 't', config: svc.ctx.config, signal: new AbortController().signal, logger, services: svc.ctx.services };
+    const ctx: JobContext = { jobId: 't', config: svc.ctx.config, signal: new AbortController().signal, logger, services: svc.ctx.core };
     const raw = await decodeRaw(await pngPattern(170, 160));
     const inputs = { image: [{ data: raw.data, width: raw.width, height: raw.height, channels: 3 as const }] };
     let s = await dreamKind.init(inputs, p, ctx);
