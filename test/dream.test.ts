@@ -152,7 +152,7 @@ describe('DeepDream', () => {
 
   it('a damaged or foreign checkpoint is refused with invalid-checkpoint naming what is wrong', async () => {
     const p = parseParams(dreamKind.params(svc.ctx.config), { octaves: 2, iterations: 2, seed: 1 });
-    const ctx: JobContext = { jobId: 't', config: svc.ctx.config, signal: new AbortController().signal, logger, services: svc.ctx.services };
+    const ctx: JobContext = { jobId: 't', config: svc.ctx.config, signal: new AbortController().signal, logger, services: svc.ctx.core };
     const raw = await decodeRaw(await pngPattern(170, 160));
     const inputs = { image: [{ data: raw.data, width: raw.width, height: raw.height, channels: 3 as const }] };
     let s = await dreamKind.init(inputs, p, ctx);
@@ -179,8 +179,10 @@ describe('DeepDream', () => {
     form.set('image', new Blob([await pngPattern(160, 160)], { type: 'image/png' }), 'in.png');
     form.set('layers', 'mixed4:1,nolayer:2');
     const res = await fetch(`${svc.url}/v1/dream`, { method: 'POST', body: form });
-    assert.equal(res.status, 400);
-    assert.match(((await res.json()) as { detail: string }).detail, /nolayer/);
+    assert.equal(res.status, 422);
+    const body = (await res.json()) as { detail: string; available: string[] };
+    assert.match(body.detail, /no layer 'nolayer'/);
+    assert.ok(body.available.includes('mixed4'));
   });
 
   it('classify requests during a running dream job wait at most one job step in the engine queue', async (t) => {
