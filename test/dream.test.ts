@@ -179,8 +179,10 @@ describe('DeepDream', () => {
     form.set('image', new Blob([await pngPattern(160, 160)], { type: 'image/png' }), 'in.png');
     form.set('layers', 'mixed4:1,nolayer:2');
     const res = await fetch(`${svc.url}/v1/dream`, { method: 'POST', body: form });
-    assert.equal(res.status, 400);
-    assert.match(((await res.json()) as { detail: string }).detail, /nolayer/);
+    assert.equal(res.status, 422);
+    const body = (await res.json()) as { detail: string; available: string[] };
+    assert.match(body.detail, /no layer 'nolayer'/);
+    assert.ok(body.available.includes('mixed4'));
   });
 
   it('classify requests during a running dream job wait at most one job step in the engine queue', async (t) => {

@@ -7,7 +7,7 @@ import type { Config } from '../config.js';
 import { probeImage } from '../image/io.js';
 import { parseParams } from '../util/params.js';
 import { badRequest, tooManyRequests, unavailable } from '../util/problem.js';
-import { type AnyJobKind, requireJobKind } from './kind.js';
+import { type AnyJobKind, type JobServices, requireJobKind } from './kind.js';
 import type { JobQueue } from './queue.js';
 import type { JobRecord } from './record.js';
 
@@ -30,6 +30,8 @@ export interface AdmissionDeps {
   isStopping(): boolean;
   /** Seconds until a queue place is likely to free (the Retry-After of a 429). */
   retryAfterSeconds(): number;
+  /** The engine and registry, for kinds that check their parameters against the models (JobKind.check). */
+  services?: JobServices;
 }
 
 const EXT: Record<string, string> = { jpeg: 'jpg', png: 'png', webp: 'webp', gif: 'gif', tiff: 'tif', heif: 'heif' };
@@ -73,6 +75,7 @@ export class JobAdmission {
   private async validate(kind: AnyJobKind, images: SubmitImage[], rawParams: Record<string, unknown>): Promise<AdmittedJob> {
     const { config } = this.deps;
     const params = parseParams(kind.params(config), rawParams);
+    kind.check?.(params, this.deps.services);
     const total = kind.totalSteps(params);
     const files: AdmittedJob['files'] = [];
     const inputs: JobRecord['inputs'] = [];

@@ -66,6 +66,11 @@ export interface JobKind<P = unknown, S = unknown> {
   maxWallClockMs?(config: Config, params: P): number;
 
   totalSteps(params: P): number;
+  /**
+   * Checks the parameters against the running services before the job is accepted (e.g. that the model has the
+   * named layers); throws a ProblemError, which is the submission's answer. Optional; init must check again.
+   */
+  check?(params: P, services: JobServices | undefined): void;
   init(inputs: JobInputs, params: P, ctx: JobContext): Promise<S> | S;
   /** One iteration. Must not mutate `state` in a way that breaks it if the step is abandoned (return a new state or finish mutation before resolving). */
   step(state: S, ctx: StepContext<P>): Promise<S> | S;

@@ -68,7 +68,7 @@ export class JobService {
       config, logger, queue, table, store, transitions,
       execute: (rec, signal) => executeJob({ config, logger, store, transitions, services: opts.services }, rec, signal),
     });
-    this.admission = new JobAdmission({ config, queue, isStopping: () => this.scheduler.isStopping, retryAfterSeconds: () => this.scheduler.retryAfterSeconds() });
+    this.admission = new JobAdmission({ config, queue, services: opts.services, isStopping: () => this.scheduler.isStopping, retryAfterSeconds: () => this.scheduler.retryAfterSeconds() });
     this.sweeper = new JobSweeper({ config, logger, store, table, events: this.bus });
   }
 
