@@ -5,6 +5,7 @@
 import type { RequestHandler } from 'express';
 import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client';
 import type { Engine, EngineRunEvent } from '../engine/engine.js';
+import type { RedisJobBackend } from '../jobs/redis/backend.js';
 import type { JobService } from '../jobs/service.js';
 import type { ModelRegistry } from '../models/registry.js';
 import type { EngineModelProvider } from '../models/provider.js';
@@ -35,7 +36,7 @@ export class ServiceMetrics {
     this.httpRequests = new Counter({ name: 'convserve_http_requests_total', help: 'HTTP requests by method, route template and status code.', labelNames: ['method', 'route', 'status'], registers });
     this.httpDuration = new Histogram({ name: 'convserve_http_request_duration_seconds', help: 'HTTP request duration (until the response is finished; event streams count their whole life).', labelNames: ['method', 'route', 'status'], buckets: DURATION_BUCKETS, registers });
 
-    const services = ctx.services as { engine?: Engine; classifier?: Classifier; registry?: ModelRegistry; models?: EngineModelProvider; jobs?: JobService };
+    const services = ctx.services as { engine?: Engine; classifier?: Classifier; registry?: ModelRegistry; models?: EngineModelProvider; jobs?: JobService; jobBackend?: RedisJobBackend };
     if (services.engine) {
       const engine = services.engine;
       const queue = new Histogram({ name: 'convserve_engine_queue_seconds', help: 'Time an inference run waited for a free engine worker, by session and priority.', labelNames: ['session', 'priority'], buckets: DURATION_BUCKETS, registers });
@@ -118,6 +119,8 @@ export class ServiceMetrics {
       });
       this.unsubscribe.push(off);
     }
+    // Distributed mode: queue depth, oldest wait and active jobs per kind, from Redis (scaling signals).
+    services.jobBackend?.registerMetrics(this.registry);
   }
 
   /** Counts every request at its end, labelled with the matched route template (`/v1/jobs/{id}`). */

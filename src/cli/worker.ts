@@ -1,0 +1,37 @@
+// `convserve worker [--concurrency N]`: a job worker process for the distributed mode. It takes jobs from
+// Redis (CONVSERVE_REDIS_URL) and runs them with the same engine and job kinds as the service, on the shared
+// CONVSERVE_DATA_DIR and CONVSERVE_MODELS_DIR; SIGTERM/SIGINT checkpoint its running jobs and hand them back
+// to the queue before it exits. The engine is built the way `convserve dream` builds it.
+import type { Command } from 'commander';
+import { loadConfig } from '../config.js';
+import { loadBuiltinJobKinds } from '../jobs/kind.js';
+import { startRedisWorker } from '../jobs/redis/backend.js';
+import { createInferenceServices } from '../server/inference-plugin.js';
+import { logger } from '../util/logger.js';
+
+export function registerWorkerCommand(program: Command): void {
+  program.command('worker')
+    .description('Run job steps for the API replicas (distributed mode): needs CONVSERVE_REDIS_URL and the shared CONVSERVE_DATA_DIR / CONVSERVE_MODELS_DIR.')
+    .option('-c, --concurrency <n>', 'jobs run at once (default CONVSERVE_WORKER_CONCURRENCY)')
+    .action(async (opts: { concurrency?: string }) => {
+      const env = { ...process.env, ...(opts.concurrency !== undefined ? { CONVSERVE_WORKER_CONCURRENCY: opts.concurrency } : {}) };
+      const config = loadConfig(env);
+      if (!config.redisUrl) throw new Error('convserve worker needs CONVSERVE_REDIS_URL (the Redis the API replicas queue jobs in)');
+      await loadBuiltinJobKinds();
+      const services = createInferenceServices(config, logger);
+      await services.engine.start();
+      let stopping: Promise<void> | undefined;
+      const started = await startRedisWorker({ config, logger, services });
+      const stop = (signal: NodeJS.Signals) => {
+        stopping ??= (async () => {
+          logger.info({ signal }, 'worker stopping: checkpointing running jobs and handing them back to the queue');
+          await started.stop();
+          await services.engine.stop();
+          logger.info('worker stopped');
+          process.exit(0);
+        })();
+      };
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+    });
+}
