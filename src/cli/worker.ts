@@ -25,7 +25,11 @@ export function registerWorkerCommand(program: Command): void {
       const stop = (signal: NodeJS.Signals) => {
         stopping ??= (async () => {
           logger.info({ signal }, 'worker stopping: checkpointing running jobs and handing them back to the queue');
-          await started.stop();
+          // Bounded: without Redis, BullMQ cannot hand the jobs back (their checkpoints are written first).
+          let timer: NodeJS.Timeout | undefined;
+          const timedOut = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), config.shutdownTimeoutMs); });
+          if (await Promise.race([started.stop(), timedOut]) === 'timeout') logger.warn({ timeout_ms: config.shutdownTimeoutMs }, 'could not hand the jobs back in time (Redis unreachable?); the stalled-job check will');
+          clearTimeout(timer);
           await services.engine.stop();
           logger.info('worker stopped');
           process.exit(0);

@@ -2,9 +2,9 @@
 // for a worker process to run; cancel removes a waiting job from BullMQ, or asks the worker running it
 // (pub/sub message + a key the worker also checks when it picks a job up); the job table of this replica
 // follows the workers through their events (job.json on the shared store is re-read, progress taken from
-// the event). Unfinished jobs are (re-)added to BullMQ at start, whenever Redis becomes reachable again and
+// the event). Queued jobs are (re-)added to BullMQ at start, whenever Redis becomes reachable again and
 // every minute — adding is idempotent by job id, and a worker that picks up a job that has already finished
-// just drops it — so a job survives a Redis that lost its data.
+// just drops it — so a waiting job survives a Redis that lost its data.
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { ProblemError, unavailable } from '../../util/problem.js';
@@ -135,10 +135,14 @@ export class RedisDispatch implements JobDispatch {
     }
   }
 
-  /** Adds every unfinished job of the table to BullMQ again (a no-op for the ones it has). */
+  /**
+   * Adds every queued job of the table to BullMQ again (a no-op for the ones it has). Running ones are left
+   * to their worker and to BullMQ's stalled-job check: re-adding one whose BullMQ entry a Redis without AOF
+   * lost could start it a second time while its worker still runs it.
+   */
   private async reconcile(): Promise<void> {
     if (this.stopping || this.opts.problem() !== null) return;
-    for (const r of this.deps.table.all().filter((x) => !isTerminal(x.status)).sort(byCreation)) await this.addToBull(r);
+    for (const r of this.deps.table.all().filter((x) => x.status === 'queued').sort(byCreation)) await this.addToBull(r);
   }
 }
 

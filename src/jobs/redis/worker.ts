@@ -83,7 +83,10 @@ export class RedisJobWorker {
       stalledInterval: config.workerStalledCheckMs,
       maxStalledCount: MAX_STALLED_RECOVERIES,
     });
-    worker.on('error', (e) => this.logger.warn({ err: e.message }, 'BullMQ worker error'));
+    // Once per outage (ioredis retries every ≤ 2 s and BullMQ reports each failure).
+    let quiet = false;
+    worker.on('error', (e) => { if (!quiet) this.logger.warn({ err: e.message }, 'BullMQ worker error'); quiet = true; });
+    redis.on('ready', () => { quiet = false; });
     worker.on('stalled', (id) => this.logger.warn({ job: id }, 'job stalled (its worker stopped renewing the lock); back to the waiting list'));
     worker.on('lockRenewalFailed', (ids) => {
       for (const id of ids) {
