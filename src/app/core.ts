@@ -5,6 +5,7 @@ import type { Config } from '../config.js';
 import { Engine } from '../engine/engine.js';
 import { type JobServices, loadBuiltinJobKinds } from '../jobs/kind.js';
 import { JobService } from '../jobs/service.js';
+import { type RedisJobBackend, createRedisJobBackend } from '../jobs/redis/backend.js';
 import { EngineModelProvider } from '../ops/model-provider.js';
 import { ModelRegistry } from '../models/registry.js';
 import { Classifier } from '../ops/classify.js';
@@ -39,6 +40,8 @@ export interface Core {
   readonly classifier?: Classifier;
   readonly classify?: ClassifyService;
   readonly jobs?: JobService;
+  /** The Redis (BullMQ) side of the jobs in distributed mode (CONVSERVE_REDIS_URL); absent in embedded mode. */
+  readonly jobBackend?: RedisJobBackend;
   /** Settles when the engine's workers are up (at once without an engine); rejects when they cannot start. */
   readonly started: Promise<void>;
   /** Stops the job service (running jobs checkpoint, to resume at the next start), then the engine. Idempotent. */
@@ -118,12 +121,22 @@ export function createCatalogCore(config: Config, logger: Logger): Core {
   };
 }
 
-/** `core` plus a started job service; closing stops the jobs (they checkpoint) before the rest of the core. */
+/**
+ * `core` plus a started job service; closing stops the jobs (they checkpoint) before the rest of the core. With
+ * CONVSERVE_REDIS_URL the queue, events and dispatch are BullMQ's (jobs run in `convserve worker` processes, and
+ * here too with `serve --worker`); Redis' reachability becomes the readiness check `redis`.
+ */
 async function withJobs(core: Core, services: JobServices | undefined): Promise<Core> {
   await loadBuiltinJobKinds();
-  const jobs = new JobService({ config: core.config, logger: core.logger, services });
+  const { config, logger } = core;
+  const jobBackend = config.redisUrl ? createRedisJobBackend({ config, logger, services, runWorker: config.serveWorker }) : undefined;
+  const jobs = new JobService({ config, logger, services, ...(jobBackend ? { queue: jobBackend.queue, events: jobBackend.events, dispatch: jobBackend.dispatch } : {}) });
   await jobs.start();
-  return { ...core, jobs, close: once(async () => { await jobs.stop(); await core.close(); }) };
+  if (jobBackend) {
+    core.readiness.check('redis', jobBackend.readiness);
+    await jobBackend.start();
+  }
+  return { ...core, jobs, ...(jobBackend ? { jobBackend } : {}), close: once(async () => { await jobBackend?.stop(); await jobs.stop(); await core.close(); }) };
 }
 
 function once(fn: () => Promise<void>): () => Promise<void> {

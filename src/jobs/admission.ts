@@ -49,6 +49,7 @@ export class JobAdmission {
   checkCapacity(): void {
     const { config, queue } = this.deps;
     if (this.deps.isStopping()) throw shuttingDown();
+    queue.checkAvailable?.();
     if (queue.length + this.reserved >= config.jobQueueLength) {
       const retry = this.deps.retryAfterSeconds();
       throw tooManyRequests('job-queue-full', `The job queue is full (${config.jobQueueLength} queued jobs, CONVSERVE_JOB_QUEUE); retry in about ${retry} s.`, retry, { queue_length: config.jobQueueLength, retry_after_s: retry });

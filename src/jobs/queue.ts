@@ -12,6 +12,8 @@ export interface JobQueue {
   remove(id: string): boolean;
   /** 1-based place of a waiting job (1 = starts next), or undefined when it is not waiting. */
   position(id: string): number | undefined;
+  /** Throws a 503 problem while the line cannot take jobs (e.g. its Redis is unreachable). */
+  checkAvailable?(): void;
 }
 
 export class FifoQueue implements JobQueue {

@@ -45,6 +45,14 @@ export interface JobRecord {
   checkpoint?: { step: number; run_ms: number; at: string };
   /** How many times the job was resumed after a restart. */
   resumes: number;
+  /** Distributed mode: the worker process running the job (the last one, once it has finished). */
+  worker?: JobWorkerRef;
+}
+
+export interface JobWorkerRef {
+  id: string;
+  host: string;
+  pid: number;
 }
 
 const count = z.number().int().min(0);
@@ -79,6 +87,7 @@ export const JobRecordSchema = z.object({
   previews: z.array(z.object({ n: count, step: count, file: jobFile })),
   checkpoint: z.object({ step: count, run_ms: z.number().min(0), at: z.string() }).optional(),
   resumes: count,
+  worker: z.object({ id: z.string(), host: z.string(), pid: z.number().int().min(0) }).optional(),
 }) satisfies z.ZodType<JobRecord>;
 
 /** One line per problem, `path: message`, for error messages about a file that failed its schema. */

@@ -22,12 +22,32 @@ export interface SchedulerDeps {
   execute(rec: JobRecord, signal: AbortSignal): Promise<void>;
 }
 
+/**
+ * What the job service asks of whatever starts its jobs: JobScheduler runs them in this process; the Redis
+ * backend (src/jobs/redis/) hands them to BullMQ workers in other processes.
+ */
+export interface JobDispatch {
+  readonly isStopping: boolean;
+  /** A new job (already stored and announced as queued) to be run when its turn comes. */
+  enqueue(rec: JobRecord): void;
+  /** The unfinished jobs found in the data directory at start-up. */
+  recover(records: JobRecord[]): Promise<{ resumed: number; queued: number }>;
+  /** Starts what can start now. */
+  pump(): void;
+  /** Cancels a queued job at once; a running one stops at its next step (awaited up to `waitMs`). */
+  cancel(rec: JobRecord, waitMs: number): Promise<void>;
+  /** Seconds until a queue place is likely to free (the Retry-After of a 429). */
+  retryAfterSeconds(): number;
+  /** Starts no more jobs; interrupted local ones are checkpointed before it resolves. */
+  stop(): Promise<void>;
+}
+
 interface Running {
   ac: AbortController;
   done: Promise<void>;
 }
 
-export class JobScheduler {
+export class JobScheduler implements JobDispatch {
   private readonly running = new Map<string, Running>();
   private stopping = false;
 

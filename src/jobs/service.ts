@@ -13,7 +13,7 @@ import { executeJob } from './execution.js';
 import { type AnyJobKind, type JobServices, requireJobKind } from './kind.js';
 import { FifoQueue, type JobQueue } from './queue.js';
 import { type JobRecord, type JobStatus, isTerminal } from './record.js';
-import { JobScheduler } from './scheduler.js';
+import { type JobDispatch, JobScheduler, type SchedulerDeps } from './scheduler.js';
 import { JobStore } from './store.js';
 import { JobSweeper } from './sweeper.js';
 import { JobTable } from './table.js';
@@ -40,6 +40,8 @@ export interface JobServiceOptions {
   queue?: JobQueue;
   /** Another event bus (default: logged in each job's folder, delivered in this process). */
   events?: JobEventBus;
+  /** Another way of running the queued jobs (default: JobScheduler, in this process). */
+  dispatch?: (deps: SchedulerDeps) => JobDispatch;
 }
 
 export class JobService {
@@ -49,7 +51,7 @@ export class JobService {
   private readonly queue: JobQueue;
   private readonly bus: JobEventBus;
   private readonly transitions: JobTransitions;
-  private readonly scheduler: JobScheduler;
+  private readonly scheduler: JobDispatch;
   private readonly admission: JobAdmission;
   private readonly sweeper: JobSweeper;
 
@@ -64,10 +66,11 @@ export class JobService {
     const transitions = new JobTransitions(this.store, this.bus);
     this.transitions = transitions;
     const { store, table, queue } = this;
-    this.scheduler = new JobScheduler({
+    const deps: SchedulerDeps = {
       config, logger, queue, table, store, transitions,
       execute: (rec, signal) => executeJob({ config, logger, store, transitions, services: opts.services }, rec, signal),
-    });
+    };
+    this.scheduler = opts.dispatch ? opts.dispatch(deps) : new JobScheduler(deps);
     this.admission = new JobAdmission({ config, queue, services: opts.services, isStopping: () => this.scheduler.isStopping, retryAfterSeconds: () => this.scheduler.retryAfterSeconds() });
     this.sweeper = new JobSweeper({ config, logger, store, table, events: this.bus });
   }

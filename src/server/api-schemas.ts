@@ -110,6 +110,8 @@ export const JobViewSchema = z.object({
   previews: z.array(z.string()),
   params: z.unknown(),
   queue_position: z.number().int().optional(),
+  worker: z.object({ id: z.string(), host: z.string(), pid: z.number().int() }).optional()
+    .describe('distributed mode (CONVSERVE_REDIS_URL): the worker process running the job, while it runs'),
   links: JobLinks,
 }).meta({ id: 'Job' });
 

@@ -114,6 +114,8 @@ export class ServiceMetrics {
       });
       this.unsubscribe.push(off);
     }
+    // Distributed mode: queue depth, oldest wait and active jobs per kind, from Redis (scaling signals).
+    core.jobBackend?.registerMetrics(this.registry);
   }
 
   /** Counts every request at its end, labelled with the matched route template (`/v1/jobs/{id}`). */

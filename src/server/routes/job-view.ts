@@ -3,7 +3,7 @@
 // URLs; the links to previews and the result are added here).
 import type { JobEvent } from '../../jobs/events.js';
 import type { JobSnapshot } from '../../jobs/service.js';
-import type { JobError, JobStatus, Progress } from '../../jobs/record.js';
+import type { JobError, JobStatus, JobWorkerRef, Progress } from '../../jobs/record.js';
 
 /** What the HTTP API returns for a job. */
 export interface JobView {
@@ -19,6 +19,8 @@ export interface JobView {
   previews: string[];
   params: unknown;
   queue_position?: number;
+  /** Distributed mode: the worker process running the job, while it runs. */
+  worker?: JobWorkerRef;
   links: JobLinks;
 }
 
@@ -61,6 +63,7 @@ export function jobView(job: JobSnapshot): JobView {
     previews: job.previews.map((p) => jobPreviewUrl(job.id, p.n)),
     params: job.params,
     ...(job.queuePosition !== undefined ? { queue_position: job.queuePosition } : {}),
+    ...(job.status === 'running' && job.worker ? { worker: job.worker } : {}),
     links: jobLinks(job.id),
   };
 }
