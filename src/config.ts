@@ -48,6 +48,7 @@ export const SETTINGS = {
   jobWallClockMs: setting('CONVSERVE_JOB_MAX_MS', 30 * 60_000, int(1), 'Wall-clock limit of one job (fails cleanly when exceeded); kinds may set lower ones.'),
   maxJobPixels: setting('CONVSERVE_MAX_JOB_PIXELS', 1_048_576, int(1), 'Largest working image of a dream/style job (width × height).'),
   maxJobIterations: setting('CONVSERVE_MAX_JOB_ITERATIONS', 2000, int(1), 'Most iterations one dream/style job may ask for.'),
+  explainMaxPasses: setting('CONVSERVE_EXPLAIN_MAX_PASSES', 256, int(1, 1_000_000), 'Most gradient passes one explanation may take (integrated-gradients steps × SmoothGrad samples); more answers 422, suggesting a job.'),
 } as const;
 
 type Settings = typeof SETTINGS;
