@@ -14,10 +14,14 @@ import type { RawImage } from '../src/image/io.js';
 import { ModelRegistry } from '../src/models/registry.js';
 import { synthesizeModel } from '../src/models/synth.js';
 import { decodeModel } from '../src/onnx/proto.js';
-import { type ExplainInput, explain } from '../src/ops/explain.js';
+import sharp from 'sharp';
+import { TURBO } from '../src/ops/colormap-turbo.js';
+import { type ExplainInput, explain, explanationJson } from '../src/ops/explain.js';
+import { renderExplanationPng } from '../src/ops/explain-render.js';
 import { buildGradcamModel, buildInputGradientModel, installedModelFacts } from '../src/ops/explain-graphs.js';
 import { isProblem } from '../src/util/problem.js';
 import { logger } from '../src/util/logger.js';
+import { digit, modelInput, picture, relErr } from './explain-fixtures.js';
 import { OnnxInTf, kerasClassifier, kerasGradcam, nchwToNhwc, tf, tfReady } from './explain-oracle.js';
 
 const WIDTH = 1 / 8;
@@ -26,54 +30,10 @@ let dir: string;
 let engine: Engine;
 let registry: ModelRegistry;
 
-/** max |a − b| / max |b|. */
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) { num = Math.max(num, Math.abs(a[i]! - b[i]!)); den = Math.max(den, Math.abs(b[i]!)); }
-  return den === 0 ? num : num / den;
-}
-
-/** A deterministic colour picture (smooth waves, a ramp, a checker), already at the model's input size. */
-function picture(w: number, h: number): RawImage {
-  const data = Buffer.alloc(w * h * 3);
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      const i = (y * w + x) * 3;
-      data[i] = Math.round(127 + 120 * Math.sin(x / 9) * Math.cos(y / 13));
-      data[i + 1] = (x * 2 + y) & 255;
-      data[i + 2] = ((x >> 3) + (y >> 3)) % 2 ? 200 : 40;
-    }
-  }
-  return { data, width: w, height: h, channels: 3 };
-}
-
-/** A grey 28×28 "digit": a bright ring on black (MNIST polarity, so no inversion). */
-function digit(): RawImage {
-  const data = Buffer.alloc(28 * 28);
-  for (let y = 0; y < 28; y++) for (let x = 0; x < 28; x++) {
-    const r = Math.hypot(x - 13.5, y - 13.5);
-    data[y * 28 + x] = Math.max(0, Math.round(255 * (1 - Math.abs(r - 8) / 3)));
-  }
-  return { data, width: 28, height: 28, channels: 1 };
-}
-
-/** The model input, computed here from the Keras preprocessing definitions (caffe: BGR − means; tf: v/127.5 − 1; mnist: v/255). */
-function modelInput(img: RawImage, mode: 'caffe' | 'tf' | 'mnist'): { x: Float32Array; dims: number[] } {
-  const { width: w, height: h } = img;
-  const plane = w * h;
-  if (mode === 'mnist') return { x: Float32Array.from(img.data, (v) => v / 255), dims: [1, 1, h, w] };
-  const x = new Float32Array(3 * plane);
-  const means = [103.939, 116.779, 123.68];
-  for (let c = 0; c < 3; c++) for (let i = 0; i < plane; i++) {
-    x[c * plane + i] = mode === 'caffe' ? img.data[i * 3 + (2 - c)]! - means[c]! : img.data[i * 3 + c]! / 127.5 - 1;
-  }
-  return { x, dims: [1, 3, h, w] };
-}
-
 const run = (input: Partial<ExplainInput> & { model: string; image: RawImage }) => explain({ engine, registry }, input);
 const modelPath = (name: string) => join(dir, name, 'model.onnx');
+/** Parameters as an unvalidated front might pass them on (JSON.parse: no static types). */
+const unchecked = (o: Record<string, unknown>): Partial<ExplainInput> => JSON.parse(JSON.stringify(o));
 
 async function rejects(p: Promise<unknown>, status: number, slug: string, detail?: RegExp): Promise<void> {
   await assert.rejects(p, (e: unknown) => {
@@ -169,6 +129,98 @@ describe('Grad-CAM', () => {
       // The same count on the input-gradient graph shows the check can fail: there, every conv has a backward.
       const full = decodeModel(buildInputGradientModel(modelPath(name), 'input', 'probabilities', facts)).graph!.node!;
       assert.ok(count(full, 'Conv') + count(full, 'ConvTranspose') > count(forward, 'Conv'));
+    }
+  });
+});
+
+describe('parameters and errors', () => {
+  it('the JSON answer: the contract fields, map as a row-major number array of width × height', async () => {
+    const e = await run({ model: 'mnist-cnn', image: digit(), class: '3' });
+    const json = explanationJson(e);
+    assert.deepEqual(Object.keys(json).sort(), ['class', 'height', 'layer', 'map', 'max', 'method', 'model', 'width']);
+    assert.ok(Array.isArray(json.map) && json.map.length === json.width * json.height);
+    assert.deepEqual(json.class.index, 3);
+    assert.equal(json.method, 'gradcam');
+    const parsed = JSON.parse(JSON.stringify(json)) as typeof json;
+    assert.deepEqual(parsed.map, Array.from(e.map));
+  });
+
+  it('a missing layer is a 422 listing the feature maps (Keras layer names, no internals)', async () => {
+    await rejects(run({ model: 'vgg19', image: picture(224, 224), layer: 'block9_conv1' }), 422, 'unknown-layer', /block5_conv4/);
+    try {
+      await run({ model: 'vgg19', image: picture(224, 224), layer: 'fc1' });
+      assert.fail('fc1 is not a feature map');
+    } catch (e) {
+      assert.ok(isProblem(e) && e.status === 422);
+      const layers = e.extensions.layers as string[];
+      assert.deepEqual(layers.slice(0, 3), ['block1_conv1', 'block1_conv2', 'block1_pool']);
+      assert.equal(layers.at(-1), 'block5_pool');
+      assert.equal(layers.length, 16 + 5);
+      assert.ok(layers.every((l) => !l.includes('/')));
+    }
+  });
+
+  it('an unknown class is a 422: an index out of range, a label the model does not have', async () => {
+    const img = digit();
+    await rejects(run({ model: 'mnist-cnn', image: img, class: 10 }), 422, 'unknown-class', /0 to 9/);
+    await rejects(run({ model: 'mnist-cnn', image: img, class: -1 }), 422, 'unknown-class');
+    await rejects(run({ model: 'vgg19', image: picture(224, 224), class: 'zebra' }), 422, 'unknown-class', /zebra/);
+    const byLabel = await run({ model: 'vgg19', image: picture(224, 224), class: 'CLASS_12', method: 'saliency' });
+    assert.equal(byLabel.class.index, 12);
+  });
+
+  it('steps × samples above the limit is a 422 suggesting a job; other methods do not count them', async () => {
+    const deps = { engine, registry, maxPasses: 10 };
+    const img = digit();
+    await rejects(explain(deps, { model: 'mnist-cnn', image: img, method: 'integrated-gradients', steps: 11 }), 422, 'too-many-passes', /job/);
+    await rejects(explain(deps, { model: 'mnist-cnn', image: img, method: 'smoothgrad', samples: 11 }), 422, 'too-many-passes', /CONVSERVE_EXPLAIN_MAX_PASSES/);
+    const ok = await explain(deps, { model: 'mnist-cnn', image: img, method: 'integrated-gradients', steps: 10 });
+    assert.ok(ok.completeness);
+    assert.equal((await explain(deps, { model: 'mnist-cnn', image: img, method: 'saliency', steps: 1000, samples: 1000 })).method, 'saliency');
+  });
+
+  it('bad parameters are 400s, an unknown model a 404', async () => {
+    const img = digit();
+    await rejects(run({ model: 'mnist-cnn', image: img, ...unchecked({ method: 'lime' }) }), 400, 'invalid-parameter', /method/);
+    await rejects(run({ model: 'mnist-cnn', image: img, method: 'integrated-gradients', steps: 0 }), 400, 'invalid-parameter', /steps/);
+    await rejects(run({ model: 'mnist-cnn', image: img, method: 'smoothgrad', noise: 2 }), 400, 'invalid-parameter', /noise/);
+    await rejects(run({ model: 'mnist-cnn', image: img, ...unchecked({ baseline: 'white' }) }), 400, 'invalid-parameter', /baseline/);
+    await rejects(run({ model: 'resnet50', image: img }), 404, 'unknown-model', /mnist-cnn/);
+  });
+});
+
+describe('PNG rendering', () => {
+  const map = Float32Array.from([0, 1, 2, 4]);
+  const base = { model: 'm', method: 'gradcam' as const, class: { index: 0, label: 'a', probability: 1 }, layer: 'l', width: 2, height: 2, map, max: 4 };
+  /** Bilinear sample of the 2×2 map at map coordinates (clamped), written out independently of the renderer. */
+  const at = (mx: number, my: number) => {
+    const x = Math.min(Math.max(mx, 0), 1), y = Math.min(Math.max(my, 0), 1);
+    return (map[0]! * (1 - x) + map[1]! * x) * (1 - y) + (map[2]! * (1 - x) + map[3]! * x) * y;
+  };
+  const blend = (grey: number, t: number) => [0, 1, 2].map((c) => Math.round(0.5 * grey + 0.5 * TURBO[Math.round(t * 255) * 3 + c]!));
+
+  it('squash: the map stretched over the whole picture, |value| / max through Turbo, blended half and half', async () => {
+    const img: RawImage = { data: Buffer.alloc(8 * 6 * 3, 100), width: 8, height: 6, channels: 3 };
+    const png = await renderExplanationPng(img, { ...base, view: { imageWidth: 8, imageHeight: 6, inputWidth: 4, inputHeight: 4, resize: 'squash' } });
+    const { data, info } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
+    assert.deepEqual([info.width, info.height, info.channels], [8, 6, 3]);
+    for (const [x, y] of [[0, 0], [7, 5], [3, 2], [5, 1]] as const) {
+      const t = at(((x + 0.5) / 8) * 2 - 0.5, ((y + 0.5) / 6) * 2 - 0.5) / 4;
+      assert.deepEqual(Array.from(data.subarray((y * 8 + x) * 3, (y * 8 + x) * 3 + 3)), blend(100, t), `pixel ${x},${y}`);
+    }
+  });
+
+  it('crop: the map covers the centred square the model saw; the cut-away sides are darkened; grey pictures work', async () => {
+    const img: RawImage = { data: Buffer.alloc(12 * 6, 200), width: 12, height: 6, channels: 1 };
+    const png = await renderExplanationPng(img, { ...base, view: { imageWidth: 12, imageHeight: 6, inputWidth: 4, inputHeight: 4, resize: 'crop' } });
+    const { data, info } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
+    assert.deepEqual([info.width, info.height, info.channels], [12, 6, 3]);
+    const px = (x: number, y: number) => Array.from(data.subarray((y * 12 + x) * 3, (y * 12 + x) * 3 + 3));
+    for (const x of [0, 2, 9, 11]) assert.deepEqual(px(x, 3), [100, 100, 100], `column ${x} lies outside the crop`);
+    // The crop is columns 3…8 (6 px = the 4 px input at scale 2/3).
+    for (const [x, y] of [[3, 0], [8, 5], [5, 3]] as const) {
+      const t = at(((x + 0.5 - 3) / 6) * 2 - 0.5, ((y + 0.5) / 6) * 2 - 0.5) / 4;
+      assert.deepEqual(px(x, y), blend(200, t), `pixel ${x},${y}`);
     }
   });
 });
