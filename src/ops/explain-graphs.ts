@@ -14,12 +14,14 @@
 // and `explain_weight` (one weight per batch row; the loss is Σ_n weight_n · score_n, so a weight-0 row — the
 // image itself, the baseline — only contributes its score). Input H×W stays as the model declares it.
 import { readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { createHash } from 'node:crypto';
+import { dirname, join } from 'node:path';
 import type { Engine } from '../engine/engine.js';
 import { appendGradients, pruneUnused } from '../onnx/autodiff.js';
 import { GraphBuilder } from '../onnx/builder.js';
 import { type Dim, type ModelProto, type NodeProto, type TensorProto, DataType, decodeModel, encodeModel, makeNode, onnx } from '../onnx/proto.js';
 import { StaticInfo } from '../onnx/vjp/static.js';
+import { writeAtomic } from '../util/fs.js';
 import { ensureSession, materializeExternal } from './grad-session.js';
 
 /** Scalar class index to explain; a negative value asks for the top class of batch row 0. */
@@ -48,6 +50,8 @@ export interface ModelFacts {
   layers: string[];
   /** The model's ONNX default-domain opset. */
   opset: number;
+  /** Some initializers live in an external-data file next to model.onnx. */
+  externalWeights: boolean;
 }
 
 /** Reads what an explanation needs to know about a classifier graph; `output` is the probabilities output. */
@@ -78,7 +82,8 @@ export function modelFacts(model: ModelProto, output: string): ModelFacts {
     .filter((v) => ancestors.has(v) && info.rank(v) === 4 && !isOneByOne(info.dims.get(v)!));
   // Architecture graphs name every Keras layer output plainly and their internals `layer/part`; prefer the former.
   const plain = maps.filter((v) => !v.includes('/'));
-  return { score, scoreIsLogit, layers: plain.length > 0 ? plain : maps, opset: defaultOpset(model) };
+  const externalWeights = (graph.initializer ?? []).some((t) => t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL);
+  return { score, scoreIsLogit, layers: plain.length > 0 ? plain : maps, opset: defaultOpset(model), externalWeights };
 }
 
 /** A global pool's [N, C, 1, 1] output is 4-D but has no spatial extent to explain. */
@@ -117,11 +122,18 @@ function addScoreHead(b: GraphBuilder, score: string, opset: number): string {
   return b.node('ReduceSum', [b.node('Mul', [scores, weight])], { keepdims: 0 });
 }
 
-function finish(model: ModelProto, b: GraphBuilder, outputs: string[], modelPath: string, opset: number): Uint8Array {
+/**
+ * Where the weights go: 'inline' materialises external-data initializers into the bytes (self-contained, like
+ * dream/style); 'external' keeps their references to the model folder's weights file, for a graph written into
+ * that folder (ORT then reads the weights itself, and the main thread never copies them).
+ */
+export type WeightsMode = 'inline' | 'external';
+
+function finish(model: ModelProto, b: GraphBuilder, outputs: string[], modelPath: string, opset: number, weights: WeightsMode): Uint8Array {
   b.outputs.length = 0;
   for (const o of outputs) b.output(o, 'float32');
   const graph = pruneUnused(b.toGraph());
-  materializeExternal(graph.initializer as TensorProto[], dirname(modelPath));
+  if (weights === 'inline') materializeExternal(graph.initializer as TensorProto[], dirname(modelPath));
   return encodeModel(onnx.ModelProto.create({
     ...model,
     irVersion: Math.max(Number(model.irVersion ?? 8), 8),
@@ -138,7 +150,7 @@ const gradOpset = (facts: ModelFacts): number => Math.max(facts.opset, 17);
  * ReLU(Σ_k α_k A_k) with α_k = spatial mean of d score / d A_k. Outputs CAM [N,h,w], SCORES, CLASS_INDEX and
  * the model's probabilities output.
  */
-export function buildGradcamModel(modelPath: string, output: string, facts: ModelFacts, layer: string): Uint8Array {
+export function buildGradcamModel(modelPath: string, output: string, facts: ModelFacts, layer: string, weights: WeightsMode = 'inline'): Uint8Array {
   const model = decodeModel(readFileSync(modelPath));
   const graph = model.graph!;
   const opset = gradOpset(facts);
@@ -156,14 +168,14 @@ export function buildGradcamModel(modelPath: string, output: string, facts: Mode
   const at = b.nodes.findIndex((n) => (n.output ?? []).includes(layer));
   b.nodes.splice(at + 1, 0, makeNode('Identity', [layer], [CUT], {}, b.fresh('explain_cut')));
   b.inputs.splice(b.inputs.findIndex((v) => v.name === CUT), 1);
-  return finish(model, b, [CAM, SCORES, CLASS_INDEX, output], modelPath, opset);
+  return finish(model, b, [CAM, SCORES, CLASS_INDEX, output], modelPath, opset, weights);
 }
 
 /**
  * Input-gradient graph: d score / d image for every batch row, reduced over the rows in-graph. Outputs
  * GRAD_SUM [1,C,H,W], SALIENCY_SUM [H,W], SCORES, CLASS_INDEX and the model's probabilities output.
  */
-export function buildInputGradientModel(modelPath: string, input: string, output: string, facts: ModelFacts): Uint8Array {
+export function buildInputGradientModel(modelPath: string, input: string, output: string, facts: ModelFacts, weights: WeightsMode = 'inline'): Uint8Array {
   const model = decodeModel(readFileSync(modelPath));
   const opset = gradOpset(facts);
   const b = GraphBuilder.fromGraph(model.graph!);
@@ -171,7 +183,7 @@ export function buildInputGradientModel(modelPath: string, input: string, output
   const grad = appendGradients(b, { loss, wrt: [input], opset })[input]!;
   reduce(b, 'ReduceSum', grad, [0], 1, opset, GRAD_SUM);
   reduce(b, 'ReduceSum', reduce(b, 'ReduceMax', b.node('Abs', [grad]), [1], 0, opset), [0], 0, opset, SALIENCY_SUM);
-  return finish(model, b, [GRAD_SUM, SALIENCY_SUM, SCORES, CLASS_INDEX, output], modelPath, opset);
+  return finish(model, b, [GRAD_SUM, SALIENCY_SUM, SCORES, CLASS_INDEX, output], modelPath, opset, weights);
 }
 
 export type GraphKind = { kind: 'gradcam'; layer: string } | { kind: 'input' };
@@ -188,12 +200,29 @@ export interface ExplainModelRef {
 /**
  * The engine session of one explanation graph, loaded once per (model stamp, method kind, layer) through the
  * engine's shared gradient-session cache; returns its engine key.
+ *
+ * The graph is written next to model.onnx (`.explain-….onnx`, its weights still referenced in the folder's
+ * weights file: ORT refuses external data outside the model's directory, even through a symlink) and loaded by
+ * path, so building it takes milliseconds and the weights never pass through the main thread — for VGG19 that
+ * is 550 MB read, encoded and copied to the worker otherwise. A model folder that cannot be written (read-only
+ * mount) falls back to self-contained bytes.
  */
 export function explainSession(engine: Engine, ref: ExplainModelRef, g: GraphKind): Promise<string> {
   const key = g.kind === 'gradcam' ? `explain:${ref.stamp}:gradcam:${g.layer}` : `explain:${ref.stamp}:input`;
-  return ensureSession(engine, key, () => (g.kind === 'gradcam'
-    ? buildGradcamModel(ref.modelPath, ref.output, ref.facts, g.layer)
-    : buildInputGradientModel(ref.modelPath, ref.input, ref.output, ref.facts)));
+  const build = (weights: WeightsMode) => (g.kind === 'gradcam'
+    ? buildGradcamModel(ref.modelPath, ref.output, ref.facts, g.layer, weights)
+    : buildInputGradientModel(ref.modelPath, ref.input, ref.output, ref.facts, weights));
+  return ensureSession(engine, key, () => {
+    const bytes = build('external');
+    if (!ref.facts.externalWeights) return bytes;
+    const path = join(dirname(ref.modelPath), `.explain-${createHash('sha256').update(key).digest('hex').slice(0, 16)}.onnx`);
+    try {
+      writeAtomic(path, bytes);
+      return { path };
+    } catch {
+      return build('inline');
+    }
+  });
 }
 
 const factsMemo = new Map<string, { stamp: string; facts: ModelFacts }>();
