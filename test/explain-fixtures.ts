@@ -1,7 +1,47 @@
 // Inputs shared by the explanation tests: deterministic pictures at the models' input sizes, the model input
 // computed here from the Keras preprocessing definitions, and the max-norm relative error.
 import assert from 'node:assert/strict';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Engine } from '../src/engine/engine.js';
 import type { RawImage } from '../src/image/io.js';
+import { ModelRegistry } from '../src/models/registry.js';
+import { synthesizeModel } from '../src/models/synth.js';
+import { logger } from '../src/util/logger.js';
+import { tfReady } from './explain-oracle.js';
+
+export const WIDTH = 1 / 8;
+
+export interface ExplainBench {
+  dir: string;
+  engine: Engine;
+  registry: ModelRegistry;
+  modelPath(name: string): string;
+  close(): Promise<void>;
+}
+
+/**
+ * A temp models folder with synthetic VGG19 and InceptionV3 (width 1/8, with their classifiers, seed 42 — the
+ * weights synthesizeKerasWeights gives the oracles) and a copy of the committed MNIST convnet, a one-worker
+ * engine, and the tfjs CPU backend.
+ */
+export async function explainBench(prefix: string): Promise<ExplainBench> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  await synthesizeModel('vgg19', { modelsDir: dir, name: 'vgg19', width: WIDTH, includeTop: true });
+  await synthesizeModel('inception_v3', { modelsDir: dir, name: 'inception_v3', width: WIDTH, includeTop: true });
+  cpSync(fileURLToPath(new URL('../models/mnist-cnn', import.meta.url)), join(dir, 'mnist-cnn'), { recursive: true });
+  const registry = new ModelRegistry({ modelsDir: dir });
+  const engine = new Engine({ workers: 1, threads: 2, taskTimeoutMs: 300_000, logger });
+  await engine.start();
+  await tfReady();
+  return {
+    dir, engine, registry,
+    modelPath: (name) => join(dir, name, 'model.onnx'),
+    close: async () => { await engine.stop(); rmSync(dir, { recursive: true, force: true }); },
+  };
+}
 
 /** max |a − b| / max |b|. */
 export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {

@@ -12,19 +12,13 @@ import { dirname } from 'node:path';
 import { synthesizeKerasWeights } from '../src/models/synth.js';
 import { type NodeProto, type TensorProto, attributeValue, decodeModel, tensorToFloat32 } from '../src/onnx/proto.js';
 import { materializeExternal } from '../src/ops/grad-session.js';
+import { tfCpu } from './autodiff-util.js';
 import { kerasInceptionV3, kerasVGG19, loadWeights, tf } from './models-reference.js';
 
 export { tf };
 
-let ready: Promise<void> | undefined;
 /** The pure-JS CPU backend: tfjs-wasm's max-pool gradient loses the gradient of tied windows (e.g. all-zero ones). */
-export function tfReady(): Promise<void> {
-  ready ??= (async () => {
-    await tf.setBackend('cpu');
-    await tf.ready();
-  })();
-  return ready;
-}
+export const tfReady = tfCpu;
 
 /** NCHW → NHWC copy of one image. */
 export function nchwToNhwc(x: Float32Array, c: number, h: number, w: number): Float32Array {

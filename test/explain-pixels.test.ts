@@ -4,29 +4,18 @@
 // by op in tfjs (test/explain-oracle.ts); the gradient theorem (completeness of integrated gradients); integrated
 // gradients and SmoothGrad recomputed in tfjs from the same rows on MNIST.
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { Engine } from '../src/engine/engine.js';
 import type { RawImage } from '../src/image/io.js';
-import { ModelRegistry } from '../src/models/registry.js';
-import { synthesizeModel } from '../src/models/synth.js';
 import { type ExplainInput, explain } from '../src/ops/explain.js';
 import { NoiseSource, gaussianBlur, valueRange } from '../src/ops/explain-maps.js';
-import { logger } from '../src/util/logger.js';
-import { OnnxInTf, kerasClassifier, nchwToNhwc, tf, tfReady } from './explain-oracle.js';
-import { digit, modelInput, picture, relErr } from './explain-fixtures.js';
+import { OnnxInTf, kerasClassifier, nchwToNhwc, tf } from './explain-oracle.js';
+import { type ExplainBench, WIDTH, digit, explainBench, modelInput, picture, relErr } from './explain-fixtures.js';
 
-const WIDTH = 1 / 8;
 const TOL = 1e-4;
-let dir: string;
-let engine: Engine;
-let registry: ModelRegistry;
+let bench: ExplainBench;
 
-const run = (input: Partial<ExplainInput> & { model: string; image: RawImage }) => explain({ engine, registry }, input);
-const modelPath = (name: string) => join(dir, name, 'model.onnx');
+const run = (input: Partial<ExplainInput> & { model: string; image: RawImage }) => explain({ engine: bench.engine, registry: bench.registry }, input);
+const modelPath = (name: string) => bench.modelPath(name);
 
 /** max over channels of |g| for one CHW gradient. */
 function saliency(g: Float32Array, c: number, plane: number): Float32Array {
@@ -41,21 +30,8 @@ const MODELS = [
   { name: 'mnist-cnn', img: digit, mode: 'mnist' as const },
 ];
 
-before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'convserve-explain-px-'));
-  await synthesizeModel('vgg19', { modelsDir: dir, name: 'vgg19', width: WIDTH, includeTop: true });
-  await synthesizeModel('inception_v3', { modelsDir: dir, name: 'inception_v3', width: WIDTH, includeTop: true });
-  cpSync(fileURLToPath(new URL('../models/mnist-cnn', import.meta.url)), join(dir, 'mnist-cnn'), { recursive: true });
-  registry = new ModelRegistry({ modelsDir: dir });
-  engine = new Engine({ workers: 1, threads: 2, taskTimeoutMs: 300_000, logger });
-  await engine.start();
-  await tfReady();
-});
-
-after(async () => {
-  await engine?.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
+before(async () => { bench = await explainBench('convserve-explain-px-'); });
+after(async () => { await bench?.close(); });
 
 describe('saliency', () => {
   it('VGG19: max over channels of |d logit / d input| equals tf.grad on the tfjs-layers model', async () => {

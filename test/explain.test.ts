@@ -4,15 +4,9 @@
 // tfjs (InceptionV3 saliency, MNIST), tf.grad for every gradient; the gradient theorem (integrated gradients'
 // completeness); SmoothGrad with zero noise = saliency.
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { Engine } from '../src/engine/engine.js';
 import type { RawImage } from '../src/image/io.js';
-import { ModelRegistry } from '../src/models/registry.js';
-import { synthesizeModel } from '../src/models/synth.js';
 import { decodeModel } from '../src/onnx/proto.js';
 import sharp from 'sharp';
 import { TURBO } from '../src/ops/colormap-turbo.js';
@@ -20,18 +14,14 @@ import { type ExplainInput, explain, explanationJson } from '../src/ops/explain.
 import { renderExplanationPng } from '../src/ops/explain-render.js';
 import { buildGradcamModel, buildInputGradientModel, installedModelFacts } from '../src/ops/explain-graphs.js';
 import { isProblem } from '../src/util/problem.js';
-import { logger } from '../src/util/logger.js';
-import { digit, modelInput, picture, relErr } from './explain-fixtures.js';
-import { OnnxInTf, kerasClassifier, kerasGradcam, nchwToNhwc, tf, tfReady } from './explain-oracle.js';
+import { type ExplainBench, WIDTH, digit, explainBench, modelInput, picture, relErr } from './explain-fixtures.js';
+import { OnnxInTf, kerasClassifier, kerasGradcam, nchwToNhwc, tf } from './explain-oracle.js';
 
-const WIDTH = 1 / 8;
 const TOL = 1e-4;
-let dir: string;
-let engine: Engine;
-let registry: ModelRegistry;
+let bench: ExplainBench;
 
-const run = (input: Partial<ExplainInput> & { model: string; image: RawImage }) => explain({ engine, registry }, input);
-const modelPath = (name: string) => join(dir, name, 'model.onnx');
+const run = (input: Partial<ExplainInput> & { model: string; image: RawImage }) => explain({ engine: bench.engine, registry: bench.registry }, input);
+const modelPath = (name: string) => bench.modelPath(name);
 /** Parameters as an unvalidated front might pass them on (JSON.parse: no static types). */
 const unchecked = (o: Record<string, unknown>): Partial<ExplainInput> => JSON.parse(JSON.stringify(o));
 
@@ -45,21 +35,8 @@ async function rejects(p: Promise<unknown>, status: number, slug: string, detail
   });
 }
 
-before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'convserve-explain-'));
-  await synthesizeModel('vgg19', { modelsDir: dir, name: 'vgg19', width: WIDTH, includeTop: true });
-  await synthesizeModel('inception_v3', { modelsDir: dir, name: 'inception_v3', width: WIDTH, includeTop: true });
-  cpSync(fileURLToPath(new URL('../models/mnist-cnn', import.meta.url)), join(dir, 'mnist-cnn'), { recursive: true });
-  registry = new ModelRegistry({ modelsDir: dir });
-  engine = new Engine({ workers: 1, threads: 2, taskTimeoutMs: 300_000, logger });
-  await engine.start();
-  await tfReady();
-});
-
-after(async () => {
-  await engine?.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
+before(async () => { bench = await explainBench('convserve-explain-'); });
+after(async () => { await bench?.close(); });
 
 describe('Grad-CAM', () => {
   it('VGG19: block5_conv4 (default) for the top class and block4_conv2 for class 7 equal tfjs-layers Grad-CAM', async () => {
@@ -170,7 +147,7 @@ describe('parameters and errors', () => {
   });
 
   it('steps × samples above the limit is a 422 suggesting a job; other methods do not count them', async () => {
-    const deps = { engine, registry, maxPasses: 10 };
+    const deps = { engine: bench.engine, registry: bench.registry, maxPasses: 10 };
     const img = digit();
     await rejects(explain(deps, { model: 'mnist-cnn', image: img, method: 'integrated-gradients', steps: 11 }), 422, 'too-many-passes', /job/);
     await rejects(explain(deps, { model: 'mnist-cnn', image: img, method: 'smoothgrad', samples: 11 }), 422, 'too-many-passes', /CONVSERVE_EXPLAIN_MAX_PASSES/);
