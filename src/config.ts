@@ -54,6 +54,7 @@ export const SETTINGS = {
   workerLockMs: setting('CONVSERVE_WORKER_LOCK_MS', 30_000, int(1000), 'BullMQ lockDuration: a worker renews its lock on a running job every half of this; a job whose lock expired (its worker died) is handed to another worker, which resumes it from its checkpoint.'),
   workerStalledCheckMs: setting('CONVSERVE_WORKER_STALLED_MS', 30_000, int(500), 'BullMQ stalledInterval: how often workers look for jobs whose lock expired.'),
   serveWorker: setting('CONVSERVE_SERVE_WORKER', false, bool, 'Distributed mode: the API process also runs job steps (same as `convserve serve --worker`).'),
+  explainMaxPasses: setting('CONVSERVE_EXPLAIN_MAX_PASSES', 256, int(1, 1_000_000), 'Most gradient passes one explanation may take (integrated-gradients steps × SmoothGrad samples); more answers 422, suggesting a job.'),
 } as const;
 
 type Settings = typeof SETTINGS;

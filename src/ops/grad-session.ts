@@ -5,7 +5,7 @@
 // session serves every image size.
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
-import type { Engine, RunResult, WireTensor } from '../engine/engine.js';
+import type { Engine, RunResult, SessionSource, WireTensor } from '../engine/engine.js';
 import type { ModelEntry, ModelRegistry } from '../models/registry.js';
 import { gradientModel, pruneUnused } from '../onnx/autodiff.js';
 import { GraphBuilder } from '../onnx/builder.js';
@@ -97,14 +97,17 @@ export function buildForwardModel(modelPath: string, addOutputs: (b: GraphBuilde
 
 const sessionCache = new WeakMap<Engine, Map<string, Promise<string>>>();
 
-/** Loads `make()`'s bytes into the engine under `key` once (concurrent callers share the load). */
-export function ensureSession(engine: Engine, key: string, make: () => Uint8Array): Promise<string> {
+/** Loads `make()`'s model (bytes, or a session source such as a path) into the engine under `key` once (concurrent callers share the load). */
+export function ensureSession(engine: Engine, key: string, make: () => Uint8Array | SessionSource): Promise<string> {
   let m = sessionCache.get(engine);
   if (!m) { m = new Map(); sessionCache.set(engine, m); }
   let p = m.get(key);
   if (!p) {
     p = (async () => {
-      if (!engine.has(key)) await engine.load(key, { bytes: make() });
+      if (!engine.has(key)) {
+        const model = make();
+        await engine.load(key, model instanceof Uint8Array ? { bytes: model } : model);
+      }
       return key;
     })();
     p.catch(() => m!.delete(key));
