@@ -21,6 +21,7 @@ import { appendGradients, pruneUnused } from '../onnx/autodiff.js';
 import { GraphBuilder } from '../onnx/builder.js';
 import { type Dim, type ModelProto, type NodeProto, type TensorProto, DataType, decodeModel, encodeModel, makeNode, onnx } from '../onnx/proto.js';
 import { StaticInfo } from '../onnx/vjp/static.js';
+import { ruleOf } from '../onnx/vjp/registry.js';
 import { writeAtomic } from '../util/fs.js';
 import { ensureSession, materializeExternal } from './grad-session.js';
 
@@ -75,7 +76,7 @@ export function modelFacts(model: ModelProto, output: string): ModelFacts {
     ancestors.add(v);
     for (const x of producer.get(v)?.input ?? []) if (x) stack.push(x);
   }
-  const info = new StaticInfo(nodes, graph.input ?? [], graph.initializer ?? []);
+  const info = new StaticInfo(nodes, graph.input ?? [], graph.initializer ?? [], ruleOf);
   const maps = nodes
     .filter((n) => !LAYOUT_OPS.has(n.opType ?? ''))
     .flatMap((n) => (n.output ?? []).slice(0, 1))
@@ -154,7 +155,7 @@ export function buildGradcamModel(modelPath: string, output: string, facts: Mode
   const model = decodeModel(readFileSync(modelPath));
   const graph = model.graph!;
   const opset = gradOpset(facts);
-  const info = new StaticInfo(graph.node ?? [], graph.input ?? [], graph.initializer ?? []);
+  const info = new StaticInfo(graph.node ?? [], graph.input ?? [], graph.initializer ?? [], ruleOf);
   const b = GraphBuilder.fromGraph(graph);
   const dims: Dim[] = (info.dims.get(layer) ?? [null, null, null, null]).map((d, i) => (typeof d === 'number' ? d : `explain_layer_d${i}`));
   b.input(CUT, 'float32', dims);

@@ -1,7 +1,7 @@
 // Pure array work of the pixel-attribution methods (no engine, no I/O): baselines, the batch rows of integrated
 // gradients and SmoothGrad, and the reduction of summed gradients to maps. Tensors are one image, CHW.
-import { Prng } from '../models/synth.js';
-import type { Chw } from './tensor-image.js';
+import type { Chw } from '../image/chw.js';
+import { Prng } from '../util/prng.js';
 
 /**
  * Separable Gaussian blur per channel, edges replicated. The preprocessing of every model is affine per channel

@@ -24,8 +24,10 @@ import {
 } from './explain-graphs.js';
 import { NoiseSource, attributionMap, gaussianBlur, integrationAlphas, maxOf, valueRange, writeInterpolated } from './explain-maps.js';
 import { modelStamp } from './grad-session.js';
-import { type InvertMode, type ResizeMode, resizeForModel, toInputTensor } from './preprocess.js';
-import { type Chw, toRgb } from './tensor-image.js';
+import type { Chw } from '../image/chw.js';
+import { type InvertMode, toInputTensor } from '../image/preprocess.js';
+import { toRgb } from '../image/raw.js';
+import { type ResizeMode, resizeForModel } from '../image/resize.js';
 
 export const EXPLAIN_METHODS = ['gradcam', 'saliency', 'integrated-gradients', 'smoothgrad'] as const;
 export type ExplainMethod = (typeof EXPLAIN_METHODS)[number];
