@@ -92,7 +92,8 @@ export const filterTab: TaskTab = {
     let generation = 0;
     const refreshThumbs = async (img: PickedImage) => {
       const mine = ++generation;
-      const small = await thumbnail(img);
+      const small = await thumbnail(img).catch(() => undefined);
+      if (!small) return; // not decodable here: the server says why when the filter runs
       for (const k of kernels) {
         if (mine !== generation) return;
         const blob = await filtered(small, 'thumb.png', k.name, grayscale.checked).catch(() => undefined);
