@@ -114,6 +114,8 @@ describe('OpenAPI description and Prometheus metrics', () => {
     await call('get', '/metrics', '/metrics');
     await call('get', '/', '/');
     await call('get', '/docs', '/docs');
+    await call('get', '/docs/{file}', '/docs/init.js');
+    await call('get', '/docs/{file}', '/docs/swagger-ui.css');
     await call('get', '/assets/{file}', '/assets/main.js');
     await call('get', '/assets/{file}', '/assets/nope.js');
     const samples = await call('get', '/v1/samples', '/v1/samples');

@@ -34,9 +34,15 @@ export function webPlugin(): ServicePlugin {
         responses: { 200: { description: 'HTML', content: { 'text/html': 'text' } } }, problems: [503],
       }, page('index.html'));
       route(r, {
-        method: 'get', path: '/docs', operationId: 'apiDocs', tags: ['web'], summary: 'This API description, rendered (self-contained, no CDN)', hidden: true,
+        method: 'get', path: '/docs', operationId: 'apiDocs', tags: ['web'], summary: 'This API description in Swagger UI (served locally, no CDN), with try-it-out', hidden: true,
         responses: { 200: { description: 'HTML', content: { 'text/html': 'text' } } }, problems: [503],
-      }, page('docs.html'));
+      }, page('docs/index.html'));
+      route(r, {
+        method: 'get', path: '/docs/{file}', operationId: 'apiDocsAsset', tags: ['web'], summary: 'Swagger UI files (swagger-ui-dist, bundled by the build)', hidden: true, pathParams: FileParam,
+        responses: { 200: { description: 'Asset', content: { 'text/javascript': 'text', 'text/css': 'text' } } }, problems: [404],
+      }, (req, res, next) => {
+        res.set('Cache-Control', 'no-cache').sendFile(String(req.params.file), { root: WEB_DIR + 'docs/' }, (err) => { if (err) next((err as { status?: number }).status === 404 ? undefined : err); });
+      });
       route(r, {
         method: 'get', path: '/assets/{file}', operationId: 'webAsset', tags: ['web'], summary: 'Scripts and styles of the web page', hidden: true, pathParams: FileParam,
         responses: { 200: { description: 'Asset', content: { 'text/javascript': 'text', 'text/css': 'text' } } }, problems: [404],
