@@ -12,5 +12,6 @@ export async function extraCommands(): Promise<RegisterCommands[]> {
   const { registerGradientOpCommands } = await import('./gradient-ops.js');
   const { registerDoctorCommand } = await import('./doctor.js');
   const { registerWorkerCommand } = await import('./worker.js');
-  return [registerClassifyCommand, registerModelsCommands, registerJobsCommands, registerTrainCommands, registerGradientOpCommands, registerDoctorCommand, registerWorkerCommand];
+  const { registerExplainCommand } = await import('./explain.js');
+  return [registerClassifyCommand, registerModelsCommands, registerJobsCommands, registerTrainCommands, registerGradientOpCommands, registerDoctorCommand, registerWorkerCommand, registerExplainCommand];
 }

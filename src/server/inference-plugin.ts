@@ -4,6 +4,7 @@
 import { rescanModels } from '../app/models.js';
 import type { ServicePlugin } from './plugin.js';
 import { classifyRoutes } from './routes/classify.js';
+import { explainRoutes } from './routes/explain.js';
 import { modelRoutes } from './routes/models.js';
 
 export function inferencePlugin(): ServicePlugin<'engine' | 'models' | 'classify'> {
@@ -21,6 +22,7 @@ export function inferencePlugin(): ServicePlugin<'engine' | 'models' | 'classify
     routes(r, app) {
       modelRoutes(r, app);
       classifyRoutes(r, app);
+      explainRoutes(r, app);
     },
     stop() {
       if (onHup) process.off('SIGHUP', onHup);
