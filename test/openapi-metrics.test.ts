@@ -143,6 +143,9 @@ describe('OpenAPI description and Prometheus metrics', () => {
     await call('post', '/v1/classify', '/v1/classify?model=nope', image());
     await call('post', '/v1/classify', '/v1/classify?model=inception_v3', image()); // missing: 503
     await call('post', '/v1/classify', '/v1/classify', { body: Buffer.from('not an image'), headers: { 'Content-Type': 'image/png' } });
+    await call('post', '/v1/explain', '/v1/explain?model=vgg19&format=json', image());
+    await call('post', '/v1/explain', '/v1/explain?model=vgg19&method=saliency', image());
+    await call('post', '/v1/explain', '/v1/explain?model=vgg19&layer=nolayer', image());
 
     await call('get', '/v1/job-kinds', '/v1/job-kinds');
     const sub = await call('post', '/v1/jobs/blur-sweep', '/v1/jobs/blur-sweep', image('image', { steps: '4', preview_every: '2' }));
