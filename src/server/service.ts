@@ -7,6 +7,7 @@ import { type Core, type CorePart, createCore, optionsFor, requireParts } from '
 import { type Config, loadConfig } from '../config.js';
 import { logger as rootLogger } from '../util/logger.js';
 import { createApp } from './app.js';
+import { checkBindPolicy } from './security-bind.js';
 import type { AppContext } from './context.js';
 import { type BoundPlugin, type ServicePlugin, bindPlugin } from './plugin.js';
 
@@ -48,6 +49,7 @@ function bindAll<M extends CorePart>(plugins: readonly ServicePlugin<M>[], app: 
 
 export async function startService<N extends CorePart = never>(opts: ServiceOptions<N> = {}): Promise<RunningService<N>> {
   const config = opts.core?.config ?? opts.config ?? loadConfig();
+  checkBindPolicy(config);
   // Signal handlers go in first: a SIGTERM during start-up is remembered and honoured once the server is
   // up, instead of killing the process in the middle of loading models.
   let onSignal: (sig: NodeJS.Signals) => void = (sig) => { pendingSignal = sig; };
@@ -71,6 +73,7 @@ export async function startService<N extends CorePart = never>(opts: ServiceOpti
     const app = createApp(ctx, bound);
     server = await new Promise<Server>((resolve, reject) => {
       const s = app.listen(config.port, config.host, (err?: Error) => (err ? reject(err) : resolve(s)));
+      limitServer(s, config);
     });
   } catch (e) {
     for (const p of [...bound].reverse()) await Promise.resolve().then(() => p.stop()).catch(() => undefined);
@@ -110,3 +113,11 @@ export async function startService<N extends CorePart = never>(opts: ServiceOpti
   return { ctx, server, url, shutdown };
 }
 
+
+/** Slow or idle clients cannot hold connections forever, and there are at most CONVSERVE_MAX_CONNECTIONS of them. */
+function limitServer(server: Server, config: Config): void {
+  server.headersTimeout = Math.min(config.headersTimeoutMs, config.requestTimeoutMs);
+  server.requestTimeout = config.requestTimeoutMs;
+  server.keepAliveTimeout = config.keepAliveTimeoutMs;
+  server.maxConnections = config.maxConnections;
+}
