@@ -11,5 +11,6 @@ export async function extraCommands(): Promise<RegisterCommands[]> {
   const { registerTrainCommands } = await import('./train.js');
   const { registerGradientOpCommands } = await import('./gradient-ops.js');
   const { registerDoctorCommand } = await import('./doctor.js');
-  return [registerClassifyCommand, registerModelsCommands, registerJobsCommands, registerTrainCommands, registerGradientOpCommands, registerDoctorCommand];
+  const { registerKeysCommands } = await import('./keys.js');
+  return [registerClassifyCommand, registerModelsCommands, registerJobsCommands, registerTrainCommands, registerGradientOpCommands, registerDoctorCommand, registerKeysCommands];
 }
