@@ -3,7 +3,7 @@
 // admins, the version for other keys).
 import { z } from 'zod';
 import { reloadModels } from '../../app/models.js';
-import { runtimeInfo } from '../../app/runtime-info.js';
+import { runtimeInfo, runtimeVersion } from '../../app/runtime-info.js';
 import { weightsInfo } from '../../ops/classify-service.js';
 import { InfoResponse, ModelsResponse, ReloadResponse } from '../api-schemas.js';
 import { callerOf } from '../auth.js';
@@ -46,9 +46,9 @@ export function modelRoutes(r: ApiRouter, ctx: AppContext<'engine' | 'models'>):
     description: 'The tfjs backend (tfjs-node-gpu → tfjs-node → wasm → cpu) is probed once, in a child process (tfjs never loads on the HTTP thread); until it answers, `tfjs.state` is `probing`.',
     responses: { 200: { description: 'Runtime information (the name and version only for a key without the admin scope)', content: { 'application/json': z.union([InfoResponse, InfoReducedResponse]) } } },
   }, (req, res) => {
-    const info = runtimeInfo(core);
-    if (callerOf(req).admin) res.json(info satisfies z.input<typeof InfoResponse>);
-    else res.json({ name: info.name, version: info.version } satisfies z.input<typeof InfoReducedResponse>);
+    // Without admin, nothing is computed (the first full answer starts the tfjs probe).
+    if (callerOf(req).admin) res.json(runtimeInfo(core) satisfies z.input<typeof InfoResponse>);
+    else res.json({ name: 'convserve', version: runtimeVersion() } satisfies z.input<typeof InfoReducedResponse>);
   });
   route(r, {
     method: 'post', path: '/v1/models/reload', operationId: 'reloadModels', tags: ['classify'], access: 'admin',
