@@ -65,7 +65,7 @@ export class JobAdmission {
       throw tooManyRequests('owner-queue-full', `The key '${caller.id}' already has ${mine} queued jobs, the most one key may have (CONVSERVE_OWNER_QUEUED_JOBS=${config.ownerQueuedJobs}); retry in about ${retry} s.`, retry, { queued: mine, limit: config.ownerQueuedJobs, retry_after_s: retry });
     }
     // An owner whose hour is used up is told before its upload is read (the exact check follows validation).
-    this.pixels.check(caller.id, 1);
+    this.pixels.checkNotExhausted(caller.id);
   }
 
   /**

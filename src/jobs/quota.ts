@@ -17,6 +17,16 @@ export class PixelQuota {
     return this.window(owner, now).reduce((n, e) => n + e.pixels, 0);
   }
 
+  /** Throws 429 (before the upload is read) when `owner` has used its whole hour; Retry-After: when the oldest submission leaves the window. */
+  checkNotExhausted(owner: string, now = Date.now()): void {
+    const limit = this.config.ownerJobPixelsPerHour;
+    const entries = this.window(owner, now);
+    const used = entries.reduce((n, e) => n + e.pixels, 0);
+    if (used < limit) return;
+    const retry = Math.max(1, Math.ceil((entries[0]!.at + HOUR_MS - now) / 1000));
+    throw tooManyRequests('owner-pixel-quota', `The key '${owner}' submitted ${used} input pixels in the last hour, its limit (CONVSERVE_OWNER_JOB_PIXELS_PER_HOUR=${limit}); retry in ${retry} s.`, retry, { used, limit, retry_after_s: retry });
+  }
+
   /** Throws 429 (Retry-After: when enough of the window has expired) if `pixels` more would exceed the quota. */
   check(owner: string, pixels: number, now = Date.now()): void {
     const limit = this.config.ownerJobPixelsPerHour;
