@@ -1,7 +1,7 @@
 // The HTTP service: builds (or takes) the core its plugins need, checks every plugin's needs against it, starts
 // listening, and owns the shutdown sequence (stop accepting → end event streams → let in-flight requests finish
 // within a bound → plugins' clean-up → close the core: jobs checkpoint, then the engine stops → exit 0).
-import type { Server } from 'node:http';
+import { type Server, type ServerOptions, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type Core, type CorePart, createCore, optionsFor, requireParts } from '../app/core.js';
 import { type Config, loadConfig } from '../config.js';
@@ -72,8 +72,10 @@ export async function startService<N extends CorePart = never>(opts: ServiceOpti
     for (const p of bound) p.start();
     const app = createApp(ctx, bound);
     server = await new Promise<Server>((resolve, reject) => {
-      const s = app.listen(config.port, config.host, (err?: Error) => (err ? reject(err) : resolve(s)));
-      limitServer(s, config);
+      const s = createServer(serverOptions(config), app);
+      s.maxConnections = config.maxConnections;
+      s.once('error', reject);
+      s.listen(config.port, config.host, () => { s.off('error', reject); resolve(s); });
     });
   } catch (e) {
     for (const p of [...bound].reverse()) await Promise.resolve().then(() => p.stop()).catch(() => undefined);
@@ -114,10 +116,16 @@ export async function startService<N extends CorePart = never>(opts: ServiceOpti
 }
 
 
-/** Slow or idle clients cannot hold connections forever, and there are at most CONVSERVE_MAX_CONNECTIONS of them. */
-function limitServer(server: Server, config: Config): void {
-  server.headersTimeout = Math.min(config.headersTimeoutMs, config.requestTimeoutMs);
-  server.requestTimeout = config.requestTimeoutMs;
-  server.keepAliveTimeout = config.keepAliveTimeoutMs;
-  server.maxConnections = config.maxConnections;
+/**
+ * Slow or idle clients cannot hold connections forever (headers, whole request, idle keep-alive), and the
+ * timeouts are checked often enough to matter (Node's default check interval is 30 s).
+ */
+function serverOptions(config: Config): ServerOptions {
+  const headersTimeout = Math.min(config.headersTimeoutMs, config.requestTimeoutMs);
+  return {
+    headersTimeout,
+    requestTimeout: config.requestTimeoutMs,
+    keepAliveTimeout: config.keepAliveTimeoutMs,
+    connectionsCheckingInterval: Math.max(250, Math.min(30_000, Math.floor(headersTimeout / 4))),
+  };
 }
