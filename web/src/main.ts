@@ -2,6 +2,8 @@
 // progress (SSE), and browse recent jobs. Plain TypeScript and the DOM; every server error (problem+json
 // `detail`) is shown next to the control that caused it.
 
+import { authFetch, eventSourceUrl, showImage } from './auth.js';
+
 type Json = Record<string, any>;
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
@@ -35,7 +37,7 @@ async function problemOf(res: Response): Promise<ApiError> {
 }
 
 async function api<T = Json>(url: string, init?: RequestInit): Promise<T> {
-  const res = await fetch(url, init);
+  const res = await authFetch(url, init);
   if (!res.ok) throw await problemOf(res);
   return (await res.json()) as T;
 }
@@ -99,7 +101,7 @@ async function loadSamples(): Promise<void> {
       h('img', { src: s.url, alt: '', loading: 'lazy' }), h('span', { text: s.name }));
     btn.addEventListener('click', async () => {
       try {
-        const res = await fetch(s.url);
+        const res = await authFetch(s.url);
         if (!res.ok) throw await problemOf(res);
         setImage(await res.blob(), s.name);
       } catch (e) { showError('classify-error', e); }
@@ -288,7 +290,7 @@ async function filter(e: Event): Promise<void> {
     form.set('image', img.blob, img.name);
     form.set('kernel', kernel);
     if ($<HTMLInputElement>('grayscale').checked) form.set('grayscale', 'true');
-    const res = await fetch('/v1/filter?format=png', { method: 'POST', body: form });
+    const res = await authFetch('/v1/filter?format=png', { method: 'POST', body: form });
     if (!res.ok) throw await problemOf(res);
     const blob = await res.blob();
     if (filteredUrl) URL.revokeObjectURL(filteredUrl);
@@ -313,7 +315,7 @@ let spec: Json | undefined;
 
 /** The parameter schema of a job kind, from /openapi.json (generated from the kind's zod schema). */
 function kindParams(kind: string): { properties: Record<string, Json>; required: string[] } {
-  const body = spec?.paths?.[`/v1/jobs/${kind}`]?.post?.requestBody?.content?.['multipart/form-data']?.schema as Json | undefined;
+  const body = spec?.paths?.[`/v1/job-kinds/${kind}/jobs`]?.post?.requestBody?.content?.['multipart/form-data']?.schema as Json | undefined;
   const properties: Record<string, Json> = {};
   for (const [k, v] of Object.entries((body?.properties ?? {}) as Record<string, Json>)) if (v.contentMediaType !== 'image/*' && v.type !== 'array') properties[k] = v;
   return { properties, required: (body?.required ?? []) as string[] };
@@ -404,7 +406,7 @@ class JobPanel {
         else if (el.value !== '') form.append(el.name, el.value);
       }
       busy(btn, true, 'Submitting…');
-      const r = await api<{ id: string; links: { events: string } }>(`/v1/jobs/${this.kind.name}`, { method: 'POST', body: form });
+      const r = await api<{ id: string; links: { events: string } }>(`/v1/job-kinds/${this.kind.name}/jobs`, { method: 'POST', body: form });
       this.follow(r.id);
       void refreshJobs();
     } catch (err) {
@@ -424,7 +426,7 @@ class JobPanel {
     progress.value = 0;
     $(this.ids.status).textContent = 'queued';
     $<HTMLButtonElement>(this.ids.cancel).disabled = false;
-    const es = new EventSource(`/v1/jobs/${id}/events`);
+    const es = new EventSource(eventSourceUrl(`/v1/jobs/${id}/events`));
     this.es = es;
     const data = (ev: Event) => JSON.parse((ev as MessageEvent).data as string) as Json;
     es.addEventListener('status', (ev) => { const d = data(ev); $(this.ids.status).textContent = d.status + (d.reason ? ` (${d.reason})` : ''); });
@@ -437,7 +439,9 @@ class JobPanel {
     es.addEventListener('preview', (ev) => {
       const p = data(ev);
       const box = $(this.ids.previews);
-      box.append(h('figure', { class: 'preview' }, h('img', { src: p.url, alt: `Preview after step ${p.step}` }), h('figcaption', { text: `step ${p.step}` })));
+      const img = h('img', { alt: `Preview after step ${p.step}` });
+      showImage(img, p.url);
+      box.append(h('figure', { class: 'preview' }, img, h('figcaption', { text: `step ${p.step}` })));
       box.scrollLeft = box.scrollWidth;
     });
     es.addEventListener('done', (ev) => {
@@ -449,9 +453,10 @@ class JobPanel {
       if (d.status === 'succeeded' && d.result) {
         progress.value = 1;
         $(this.ids.status).textContent = `100 % · done in ${d.progress?.total ?? '?'} steps`;
-        result.replaceChildren(h('figure', { class: 'result' },
-          h('img', { src: d.result.url, alt: `${this.kind.name} result` }),
-          h('figcaption', {}, 'Result · ', h('a', { href: d.result.url, download: `${this.kind.name}-${id.slice(0, 8)}.png`, text: 'Download' }))));
+        const img = h('img', { alt: `${this.kind.name} result` });
+        const link = h('a', { download: `${this.kind.name}-${id.slice(0, 8)}.png`, text: 'Download' });
+        showImage(img, d.result.url, link);
+        result.replaceChildren(h('figure', { class: 'result' }, img, h('figcaption', {}, 'Result · ', link)));
       } else {
         $(this.ids.status).textContent = d.status;
         if (d.error) showError(this.ids.error, new Error(`${d.error.type}: ${d.error.detail}`));
@@ -504,8 +509,14 @@ async function refreshJobs(): Promise<void> {
     if (!jobs.length) body.append(h('tr', {}, h('td', { colspan: '5', class: 'muted', text: 'No jobs yet.' })));
     for (const j of jobs) {
       const thumb = j.result?.url ?? j.previews?.at(-1);
+      let cell: HTMLElement = h('span', { class: 'muted', text: '—' });
+      if (thumb) {
+        const img = h('img', { alt: '', class: 'thumb', loading: 'lazy' });
+        cell = h('a', { 'aria-label': `${j.kind} ${j.status} image` }, img);
+        showImage(img, thumb, cell as HTMLAnchorElement);
+      }
       body.append(h('tr', { 'data-id': j.id },
-        h('td', {}, thumb ? h('a', { href: thumb, 'aria-label': `${j.kind} ${j.status} image` }, h('img', { src: thumb, alt: '', class: 'thumb', loading: 'lazy' })) : h('span', { class: 'muted', text: '—' })),
+        h('td', {}, cell),
         h('td', { text: j.kind }),
         h('td', {}, h('span', { class: `badge job-${j.status}`, text: j.status }), j.error ? h('small', { class: 'muted', text: ` ${j.error.detail}` }) : null),
         h('td', { text: `${j.progress.step}/${j.progress.total}` }),
