@@ -10,7 +10,7 @@ import { after, describe, it } from 'node:test';
 import { z } from 'zod';
 import { loadConfig } from '../src/config.js';
 import { defineJobKind, registerJobKind } from '../src/jobs/kind.js';
-import { sha256Hex } from '../src/server/auth-keys.js';
+import { sha256Hex } from '../src/util/api-keys.js';
 import { jobsPlugin } from '../src/server/jobs-plugin.js';
 import { type RunningService, startService } from '../src/server/service.js';
 import { webPlugin } from '../src/server/web.js';

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import type { Config } from '../src/config.js';
 import { defineJobKind, registerJobKind } from '../src/jobs/kind.js';
 import { OwnerRoundRobinQueue } from '../src/jobs/queue.js';
-import { sha256Hex } from '../src/server/auth-keys.js';
+import { sha256Hex } from '../src/util/api-keys.js';
 import { jobsPlugin } from '../src/server/jobs-plugin.js';
 import { type RunningService, startService } from '../src/server/service.js';
 import { TokenBuckets } from '../src/server/security-rate.js';

@@ -5,7 +5,7 @@ import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, r
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../config.js';
-import { type ApiKeyEntry, ApiKeyEntrySchema, newApiKey, parseApiKeys, sha256Hex } from '../server/auth-keys.js';
+import { type ApiKeyEntry, ApiKeyEntrySchema, newApiKey, parseApiKeys, sha256Hex } from '../util/api-keys.js';
 
 function keysFile(opt: string | undefined): string {
   const file = opt ?? loadConfig().apiKeysFile;

@@ -1,6 +1,9 @@
 // The job record: what job.json holds, with the zod schema it is checked against when read back from disk
 // (a record written by another version, or damaged by hand, is then a clear error instead of a wrong guess).
 import { z } from 'zod';
+import { ANONYMOUS_OWNER } from '../util/api-keys.js';
+
+export { ANONYMOUS_OWNER };
 
 export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 export type FinalStatus = 'succeeded' | 'failed' | 'cancelled';
@@ -26,9 +29,6 @@ export interface JobError {
   type: string;
   detail: string;
 }
-
-/** Who owns a job: the API key id that submitted it, or `anonymous` (no keys configured, or an older record). */
-export const ANONYMOUS_OWNER = 'anonymous';
 
 /**
  * Who asks the job service for something, passed explicitly by the front: its owner id, whether it may see and

@@ -128,7 +128,7 @@ export interface OpenApiOptions {
   serverUrl?: string;
 }
 
-/** How a client authenticates (the API keys of auth-keys.ts). */
+/** How a client authenticates (the API keys of util/api-keys.ts). */
 export const SECURITY_SCHEMES = {
   bearerKey: { type: 'http', scheme: 'bearer', description: 'An API key as `Authorization: Bearer <key>`. Needed on every /v1 route when the server has API keys configured (without keys it serves localhost only, anonymously).' },
   apiKeyHeader: { type: 'apiKey', in: 'header', name: 'X-API-Key', description: 'The same API key in the X-API-Key header.' },

@@ -6,7 +6,7 @@ import express, { type ErrorRequestHandler, type Express } from 'express';
 import { pinoHttp } from 'pino-http';
 import { ProblemError, notFound } from '../util/problem.js';
 import { authenticate } from './auth.js';
-import { KeySource } from './auth-keys.js';
+import { KeySource } from '../util/api-keys.js';
 import type { AppContext } from './context.js';
 import type { BoundPlugin } from './plugin.js';
 import { type ApiRouter, RouteRegistry } from './route-registry.js';

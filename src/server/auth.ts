@@ -5,7 +5,7 @@
 import type { Request, RequestHandler } from 'express';
 import { ANONYMOUS_CALLER, type JobCaller } from '../jobs/record.js';
 import { ProblemError } from '../util/problem.js';
-import type { KeySource } from './auth-keys.js';
+import type { KeySource } from '../util/api-keys.js';
 
 /**
  * Who a request acts for (the owner recorded on its jobs; admin: may act on everything; anonymous: no keys are

@@ -1,4 +1,4 @@
-// API keys: the keys file format (CONVSERVE_API_KEYS_FILE, or the same JSON inline in CONVSERVE_API_KEYS), and
+// API keys (used by the HTTP layer and by `convserve keys`, hence here, below both): the keys file format (CONVSERVE_API_KEYS_FILE, or the same JSON inline in CONVSERVE_API_KEYS), and
 // the lookup of a presented key. Only SHA-256 hashes are stored; a presented key is hashed and compared with
 // every stored hash in constant time (crypto.timingSafeEqual, no early exit), so neither the file nor the
 // timing of an answer tells anything about a valid key.
@@ -6,7 +6,11 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { z } from 'zod';
 import type { Config } from '../config.js';
-import { ANONYMOUS_OWNER, describeIssues } from '../jobs/record.js';
+
+/** The owner of whatever is done without a key (a server without keys; job records older than owners). */
+export const ANONYMOUS_OWNER = 'anonymous';
+
+const describeIssues = (error: z.ZodError) => error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
 
 /** `use`: the API; `admin`: also model reload/installation, /v1/info details, /metrics, every owner's jobs. */
 export const KNOWN_SCOPES = ['use', 'admin'] as const;
