@@ -21,7 +21,7 @@ const PACKAGE_VERSION = '0.1.0';
 export function runtimeInfo({ config, engine, tfjs }: { config: Config; engine: Engine; tfjs: TfjsProbe }): RuntimeInfo {
   return {
     name: 'convserve',
-    version: process.env.npm_package_version ?? PACKAGE_VERSION,
+    version: runtimeVersion(),
     node: process.version,
     onnxruntime: {
       version: ortVersion(), execution_providers: engine.sessionOptions.executionProviders, workers: engine.workerCount,
@@ -31,6 +31,10 @@ export function runtimeInfo({ config, engine, tfjs }: { config: Config; engine: 
     models_dir: resolve(config.modelsDir),
     data_dir: resolve(config.dataDir),
   };
+}
+
+export function runtimeVersion(): string {
+  return process.env.npm_package_version ?? PACKAGE_VERSION;
 }
 
 function ortVersion(): string {

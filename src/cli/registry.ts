@@ -13,5 +13,6 @@ export async function extraCommands(): Promise<RegisterCommands[]> {
   const { registerDoctorCommand } = await import('./doctor.js');
   const { registerWorkerCommand } = await import('./worker.js');
   const { registerExplainCommand } = await import('./explain.js');
-  return [registerClassifyCommand, registerModelsCommands, registerJobsCommands, registerTrainCommands, registerGradientOpCommands, registerDoctorCommand, registerWorkerCommand, registerExplainCommand];
+  const { registerKeysCommands } = await import('./keys.js');
+  return [registerClassifyCommand, registerModelsCommands, registerJobsCommands, registerTrainCommands, registerGradientOpCommands, registerDoctorCommand, registerWorkerCommand, registerExplainCommand, registerKeysCommands];
 }

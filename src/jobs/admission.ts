@@ -1,7 +1,7 @@
 // Admission of new jobs: everything is checked before a job exists — the kind, a free place in the bounded
-// queue (429 with Retry-After otherwise, 503 while shutting down), the parameters against the kind's schema
-// and each image's header (format, pixel limit). A submission holds a queue place while it is validated, so
-// concurrent uploads cannot overfill the queue.
+// queue and in the owner's share of it (429 with Retry-After otherwise, 503 while shutting down), the parameters
+// against the kind's schema, each image's header (format, pixel limit) and the owner's pixels per hour. A
+// submission holds a queue place while it is validated, so concurrent uploads cannot overfill the queue.
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config.js';
 import { probeImage } from '../image/io.js';
@@ -9,7 +9,8 @@ import { parseParams } from '../util/params.js';
 import { badRequest, tooManyRequests, unavailable } from '../util/problem.js';
 import { type AnyJobKind, type JobServices, requireJobKind } from './kind.js';
 import type { JobQueue } from './queue.js';
-import type { JobRecord } from './record.js';
+import { PixelQuota } from './quota.js';
+import type { JobCaller, JobRecord } from './record.js';
 
 export interface SubmitImage {
   field: string;
@@ -21,6 +22,8 @@ export interface SubmitImage {
 export interface AdmittedJob {
   record: JobRecord;
   files: { file: string; bytes: Buffer }[];
+  /** Width × height summed over the input images (the owner's pixels-per-hour quota). */
+  pixels: number;
 }
 
 export interface AdmissionDeps {
@@ -40,13 +43,17 @@ const CT: Record<string, string> = { jpeg: 'image/jpeg', png: 'image/png', webp:
 const shuttingDown = () => unavailable('shutting-down', 'The service is shutting down and takes no new jobs.', {}, 5);
 
 export class JobAdmission {
-  /** Queue places held by submissions still being validated or written. */
+  /** Queue places held by submissions still being validated or written, in total and by owner. */
   private reserved = 0;
+  private readonly reservedBy = new Map<string, number>();
+  private readonly pixels: PixelQuota;
 
-  constructor(private readonly deps: AdmissionDeps) {}
+  constructor(private readonly deps: AdmissionDeps) {
+    this.pixels = new PixelQuota(deps.config);
+  }
 
-  /** Throws 429 (with Retry-After) when the queue is full, 503 when shutting down. */
-  checkCapacity(): void {
+  /** Throws 429 (with Retry-After) when the queue or the caller's share of it is full, 503 when shutting down. */
+  checkCapacity(caller: JobCaller): void {
     const { config, queue } = this.deps;
     if (this.deps.isStopping()) throw shuttingDown();
     queue.checkAvailable?.();
@@ -54,32 +61,51 @@ export class JobAdmission {
       const retry = this.deps.retryAfterSeconds();
       throw tooManyRequests('job-queue-full', `The job queue is full (${config.jobQueueLength} queued jobs, CONVSERVE_JOB_QUEUE); retry in about ${retry} s.`, retry, { queue_length: config.jobQueueLength, retry_after_s: retry });
     }
+    if (caller.anonymous) return;
+    const mine = queue.lengthOf(caller.id) + (this.reservedBy.get(caller.id) ?? 0);
+    if (mine >= config.ownerQueuedJobs) {
+      const retry = this.deps.retryAfterSeconds();
+      throw tooManyRequests('owner-queue-full', `The key '${caller.id}' already has ${mine} queued jobs, the most one key may have (CONVSERVE_OWNER_QUEUED_JOBS=${config.ownerQueuedJobs}); retry in about ${retry} s.`, retry, { queued: mine, limit: config.ownerQueuedJobs, retry_after_s: retry });
+    }
+    // An owner whose hour is used up is told before its upload is read (the exact check follows validation).
+    this.pixels.checkNotExhausted(caller.id);
   }
 
   /**
    * Validates a submission and hands the new job to `accept` (which stores and queues it) while still holding
    * its queue place; returns what `accept` returns. Throws a ProblemError naming what is wrong.
    */
-  async admit<T>(kindName: string, images: SubmitImage[], rawParams: Record<string, unknown>, accept: (job: AdmittedJob) => T): Promise<T> {
+  async admit<T>(kindName: string, images: SubmitImage[], rawParams: Record<string, unknown>, caller: JobCaller, accept: (job: AdmittedJob) => T): Promise<T> {
     const kind = requireJobKind(kindName);
-    this.checkCapacity();
-    this.reserved++;
+    this.checkCapacity(caller);
+    this.hold(caller.id, +1);
     try {
-      const job = await this.validate(kind, images, rawParams);
+      const job = await this.validate(kind, images, rawParams, caller.id);
       if (this.deps.isStopping()) throw shuttingDown();
-      return accept(job);
+      if (!caller.anonymous) this.pixels.check(caller.id, job.pixels);
+      const out = accept(job);
+      if (!caller.anonymous) this.pixels.record(caller.id, job.pixels);
+      return out;
     } finally {
-      this.reserved--;
+      this.hold(caller.id, -1);
     }
   }
 
-  private async validate(kind: AnyJobKind, images: SubmitImage[], rawParams: Record<string, unknown>): Promise<AdmittedJob> {
+  private hold(owner: string, delta: number): void {
+    this.reserved += delta;
+    const n = (this.reservedBy.get(owner) ?? 0) + delta;
+    if (n > 0) this.reservedBy.set(owner, n);
+    else this.reservedBy.delete(owner);
+  }
+
+  private async validate(kind: AnyJobKind, images: SubmitImage[], rawParams: Record<string, unknown>, owner: string): Promise<AdmittedJob> {
     const { config } = this.deps;
     const params = parseParams(kind.params(config), rawParams);
     kind.check?.(params, this.deps.services);
     const total = kind.totalSteps(params);
     const files: AdmittedJob['files'] = [];
     const inputs: JobRecord['inputs'] = [];
+    let pixels = 0;
     const maxPixels = Math.min(config.maxInputPixels, kind.maxInputPixels?.(config) ?? Number.POSITIVE_INFINITY);
     for (const field of kind.inputs) {
       const mine = images.filter((i) => i.field === field.name);
@@ -88,6 +114,7 @@ export class JobAdmission {
       for (const [i, img] of mine.entries()) {
         const meta = await probeImage(img.bytes, { maxInputPixels: maxPixels, decodeTimeoutMs: config.decodeTimeoutMs });
         const format = String(meta.format);
+        pixels += (meta.width ?? 0) * (meta.height ?? 0);
         const file = `inputs/${field.name}-${i}.${EXT[format] ?? 'bin'}`;
         files.push({ file, bytes: img.bytes });
         inputs.push({ field: field.name, file, content_type: CT[format] ?? 'application/octet-stream', bytes: img.bytes.length });
@@ -98,6 +125,7 @@ export class JobAdmission {
     const record: JobRecord = {
       id: randomUUID(),
       kind: kind.name,
+      owner,
       status: 'queued',
       params,
       inputs,
@@ -108,6 +136,6 @@ export class JobAdmission {
       previews: [],
       resumes: 0,
     };
-    return { record, files };
+    return { record, files, pixels };
   }
 }

@@ -1,6 +1,9 @@
 // The job record: what job.json holds, with the zod schema it is checked against when read back from disk
 // (a record written by another version, or damaged by hand, is then a clear error instead of a wrong guess).
 import { z } from 'zod';
+import { ANONYMOUS_OWNER } from '../util/api-keys.js';
+
+export { ANONYMOUS_OWNER };
 
 export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 export type FinalStatus = 'succeeded' | 'failed' | 'cancelled';
@@ -27,9 +30,27 @@ export interface JobError {
   detail: string;
 }
 
+/**
+ * Who asks the job service for something, passed explicitly by the front: its owner id, whether it may see and
+ * act on every owner's jobs, and whether it is the anonymous caller of a server without keys (no per-owner quotas).
+ */
+export interface JobCaller {
+  id: string;
+  admin: boolean;
+  anonymous: boolean;
+}
+
+/** The caller of a server without API keys: owns `anonymous`, sees everything, no per-owner quotas. */
+export const ANONYMOUS_CALLER: JobCaller = Object.freeze({ id: ANONYMOUS_OWNER, admin: true, anonymous: true });
+
+/** Whether `caller` may see and act on `rec`. */
+export const canSee = (caller: JobCaller, rec: JobRecord) => caller.admin || rec.owner === caller.id;
+
 export interface JobRecord {
   id: string;
   kind: string;
+  /** The owner (API key id, or `anonymous`); only it and admins see the job. */
+  owner: string;
   status: JobStatus;
   /** Parsed (validated) parameters. */
   params: unknown;
@@ -75,6 +96,8 @@ export const JobErrorSchema = z.object({ type: z.string(), detail: z.string() })
 export const JobRecordSchema = z.object({
   id: z.string().regex(JOB_ID_RE, 'a job id (UUID)'),
   kind: z.string(),
+  // Records written before jobs had owners belong to the anonymous owner (visible to admins once keys exist).
+  owner: z.string().min(1).default(ANONYMOUS_OWNER),
   status: z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']),
   params: z.unknown(),
   inputs: z.array(z.object({ field: z.string(), file: jobFile, content_type: z.string(), bytes: count })),

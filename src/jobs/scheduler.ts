@@ -1,4 +1,5 @@
-// The scheduler (BullMQ's Worker): starts queued jobs while fewer than CONVSERVE_JOB_CONCURRENCY run, cancels
+// The scheduler (BullMQ's Worker): starts queued jobs while fewer than CONVSERVE_JOB_CONCURRENCY run (and fewer
+// than CONVSERVE_OWNER_RUNNING_JOBS of the same key: the queue then serves another owner), cancels
 // queued and running ones, re-queues the jobs found unfinished at start-up, and on stop interrupts the running
 // ones, which checkpoint and stay `running` on disk to resume at the next start.
 import type { Config } from '../config.js';
@@ -6,7 +7,7 @@ import type { Logger } from '../util/logger.js';
 import { ProblemError } from '../util/problem.js';
 import type { AbortReason } from './execution.js';
 import type { JobQueue } from './queue.js';
-import { type JobRecord, isTerminal } from './record.js';
+import { ANONYMOUS_OWNER, type JobRecord, isTerminal } from './record.js';
 import type { JobStore } from './store.js';
 import type { JobTable } from './table.js';
 import type { JobTransitions } from './transitions.js';
@@ -43,6 +44,7 @@ export interface JobDispatch {
 }
 
 interface Running {
+  owner: string;
   ac: AbortController;
   done: Promise<void>;
 }
@@ -59,7 +61,7 @@ export class JobScheduler implements JobDispatch {
 
   /** Puts a new job (already stored and announced) in the queue; the next pump() starts it when a slot is free. */
   enqueue(rec: JobRecord): void {
-    this.deps.queue.add(rec.id);
+    this.deps.queue.add({ id: rec.id, owner: rec.owner });
   }
 
   /**
@@ -73,7 +75,7 @@ export class JobScheduler implements JobDispatch {
     const queued = records.filter((r) => r.status === 'queued').sort((a, b) => a.created_at.localeCompare(b.created_at));
     for (const r of [...running, ...queued]) await transitions.reopened(r);
     for (const r of running) transitions.requeuedAfterRestart(r);
-    for (const r of [...running, ...queued]) queue.add(r.id);
+    for (const r of [...running, ...queued]) queue.add({ id: r.id, owner: r.owner });
     return { resumed: running.length, queued: queued.length };
   }
 
@@ -81,12 +83,12 @@ export class JobScheduler implements JobDispatch {
   pump(): void {
     const { config, queue, table } = this.deps;
     while (!this.stopping && this.running.size < config.jobConcurrency) {
-      const id = queue.next();
+      const id = queue.next((owner) => this.mayStart(owner));
       if (id === undefined) return;
       const rec = table.find(id);
       if (!rec || rec.status !== 'queued') continue;
       const ac = new AbortController();
-      const entry: Running = { ac, done: Promise.resolve() };
+      const entry: Running = { owner: rec.owner, ac, done: Promise.resolve() };
       this.running.set(id, entry);
       entry.done = this.deps.execute(rec, ac.signal).catch((e: unknown) => {
         this.deps.logger.error({ err: e, job: id }, 'job runner crashed');
@@ -95,6 +97,14 @@ export class JobScheduler implements JobDispatch {
         this.pump();
       });
     }
+  }
+
+  /** Whether another job of `owner` may start now (keys have a running-jobs cap; the anonymous owner has none). */
+  private mayStart(owner: string): boolean {
+    if (owner === ANONYMOUS_OWNER) return true;
+    let n = 0;
+    for (const r of this.running.values()) if (r.owner === owner) n++;
+    return n < this.deps.config.ownerRunningJobs;
   }
 
   /** Cancels a queued job at once; a running one stops at its next step (awaited up to `waitMs`). */

@@ -2,7 +2,9 @@
 // running jobs) and the operations the fronts use, composed from parts of one responsibility each, after
 // BullMQ — admission (admission.ts) and the queue (queue.ts), the scheduler and the runs (scheduler.ts,
 // execution.ts), the event bus (event-bus.ts), the sweeper (sweeper.ts), and JobStore for the files.
-// It answers with records (plus queue positions); the HTTP layer turns them into views with links.
+// It answers with records (plus queue positions); the HTTP layer turns them into views with links. Every
+// operation a front makes on behalf of someone takes that `caller` explicitly: a job is seen and acted on only
+// by its owner and by admins (others get the same 404 as for an unknown job), and quotas are the caller's.
 import type { Config } from '../config.js';
 import type { Logger } from '../util/logger.js';
 import { ProblemError, notFound } from '../util/problem.js';
@@ -11,8 +13,8 @@ import { type AnyJobEventListener, type JobEventBus, type JobEventListener, Loca
 import type { JobEvent } from './events.js';
 import { executeJob } from './execution.js';
 import { type AnyJobKind, type JobServices, requireJobKind } from './kind.js';
-import { FifoQueue, type JobQueue } from './queue.js';
-import { type JobRecord, type JobStatus, isTerminal } from './record.js';
+import { type JobQueue, OwnerRoundRobinQueue } from './queue.js';
+import { type JobCaller, type JobRecord, type JobStatus, canSee, isTerminal } from './record.js';
 import { type JobDispatch, JobScheduler, type SchedulerDeps } from './scheduler.js';
 import { JobStore } from './store.js';
 import { JobSweeper } from './sweeper.js';
@@ -36,7 +38,7 @@ export interface JobServiceOptions {
   config: Config;
   logger: Logger;
   services?: JobServices;
-  /** Another waiting line (default: first in, first out, in memory). */
+  /** Another waiting line (default: one FIFO per owner, owners served in rotation, in memory). */
   queue?: JobQueue;
   /** Another event bus (default: logged in each job's folder, delivered in this process). */
   events?: JobEventBus;
@@ -61,7 +63,7 @@ export class JobService {
     this.logger = logger;
     this.store = new JobStore(config.dataDir);
     this.table = new JobTable(config);
-    this.queue = opts.queue ?? new FifoQueue();
+    this.queue = opts.queue ?? new OwnerRoundRobinQueue();
     this.bus = opts.events ?? new LocalEventBus(this.store);
     const transitions = new JobTransitions(this.store, this.bus);
     this.transitions = transitions;
@@ -101,9 +103,9 @@ export class JobService {
     return requireJobKind(name);
   }
 
-  /** Throws 429 (with Retry-After) when the queue is full, 503 when shutting down. */
-  checkCapacity(): void {
-    this.admission.checkCapacity();
+  /** Throws 429 (with Retry-After) when the queue or the caller's share of it is full, 503 when shutting down. */
+  checkCapacity(caller: JobCaller): void {
+    this.admission.checkCapacity(caller);
   }
 
   /** Seconds until a queue slot is likely to free (the Retry-After of a 429). */
@@ -112,13 +114,13 @@ export class JobService {
   }
 
   /** Validates everything (kind, capacity, parameters, images) and stores the job; then it is queued. */
-  async submit(kindName: string, images: SubmitImage[], rawParams: Record<string, unknown>): Promise<JobSnapshot> {
+  async submit(kindName: string, images: SubmitImage[], rawParams: Record<string, unknown>, caller: JobCaller): Promise<JobSnapshot> {
     try {
-      return await this.admission.admit(kindName, images, rawParams, ({ record, files }) => {
+      return await this.admission.admit(kindName, images, rawParams, caller, ({ record, files }) => {
         this.transitions.created(record, files);
         this.table.add(record);
         this.scheduler.enqueue(record);
-        this.logger.info({ job: record.id, kind: record.kind, total: record.progress.total }, 'job queued');
+        this.logger.info({ job: record.id, kind: record.kind, owner: record.owner, total: record.progress.total }, 'job queued');
         // As accepted (queued, with its place), before the scheduler may start it.
         return this.snapshot(record);
       });
@@ -129,20 +131,20 @@ export class JobService {
 
   // ---- queries -----------------------------------------------------------------------------------------------
 
-  /** The record of job `id`, or a 404 problem. */
-  record(id: string): JobRecord {
-    return this.table.get(id);
+  /** The record of job `id` if `caller` may see it, else the 404 problem of an unknown job. */
+  record(id: string, caller: JobCaller): JobRecord {
+    return this.table.get(id, (rec) => canSee(caller, rec));
   }
 
-  get(id: string): JobSnapshot {
-    return this.snapshot(this.table.get(id));
+  get(id: string, caller: JobCaller): JobSnapshot {
+    return this.snapshot(this.record(id, caller));
   }
 
-  /** Newest first. */
-  list(q: ListQuery = {}): JobSnapshot[] {
+  /** The jobs `caller` may see, newest first. */
+  list(q: ListQuery, caller: JobCaller): JobSnapshot[] {
     const limit = Math.max(1, Math.min(q.limit ?? 50, 1000));
     return this.table.all()
-      .filter((r) => (!q.status || q.status.includes(r.status)) && (!q.kind || r.kind === q.kind))
+      .filter((r) => canSee(caller, r) && (!q.status || q.status.includes(r.status)) && (!q.kind || r.kind === q.kind))
       .sort((a, b) => b.created_at.localeCompare(a.created_at) || b.id.localeCompare(a.id))
       .slice(0, limit)
       .map((r) => this.snapshot(r));
@@ -154,8 +156,8 @@ export class JobService {
   }
 
   /** Path of the result image, or a 404/409 problem. */
-  resultFile(id: string): { path: string; content_type: string } {
-    const rec = this.table.get(id);
+  resultFile(id: string, caller: JobCaller): { path: string; content_type: string } {
+    const rec = this.record(id, caller);
     if (!rec.result) {
       throw isTerminal(rec.status)
         ? new ProblemError(404, 'no-result', 'Not found', `Job ${id} ${rec.status} without a result.`, { job_status: rec.status })
@@ -164,8 +166,8 @@ export class JobService {
     return { path: this.store.path(id, rec.result.file), content_type: rec.result.content_type };
   }
 
-  previewFile(id: string, n: number): { path: string; content_type: string } {
-    const rec = this.table.get(id);
+  previewFile(id: string, n: number, caller: JobCaller): { path: string; content_type: string } {
+    const rec = this.record(id, caller);
     const p = rec.previews.find((x) => x.n === n);
     if (!p) throw notFound('no-such-preview', `Job ${id} has ${rec.previews.length} preview(s) (0…${rec.previews.length - 1}); there is no preview ${n}.`);
     return { path: this.store.path(id, p.file), content_type: 'image/png' };
@@ -174,8 +176,8 @@ export class JobService {
   // ---- events ------------------------------------------------------------------------------------------------
 
   /** Events after `after` (exclusive), from the persisted log. */
-  async events(id: string, after = 0): Promise<JobEvent[]> {
-    this.table.get(id);
+  async events(id: string, after: number, caller: JobCaller): Promise<JobEvent[]> {
+    this.record(id, caller);
     return this.bus.history(id, after);
   }
 
@@ -184,8 +186,9 @@ export class JobService {
     return this.bus.subscribeAll(listener);
   }
 
-  /** Live events of one job; returns the unsubscribe function. */
-  subscribe(id: string, listener: JobEventListener): () => void {
+  /** Live events of one job `caller` may see; returns the unsubscribe function. */
+  subscribe(id: string, caller: JobCaller, listener: JobEventListener): () => void {
+    this.record(id, caller);
     return this.bus.subscribe(id, listener);
   }
 
@@ -201,8 +204,8 @@ export class JobService {
   // ---- cancel and expiry -------------------------------------------------------------------------------------
 
   /** Cancels a queued job at once; a running one stops at its next step (awaited up to `waitMs`). */
-  async cancel(id: string, waitMs = 2000): Promise<JobSnapshot> {
-    const rec = this.table.get(id);
+  async cancel(id: string, caller: JobCaller, waitMs = 2000): Promise<JobSnapshot> {
+    const rec = this.record(id, caller);
     await this.scheduler.cancel(rec, waitMs);
     return this.snapshot(rec);
   }

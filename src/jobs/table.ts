@@ -9,10 +9,10 @@ export class JobTable {
 
   constructor(private readonly config: Config) {}
 
-  /** The job `id`, or a 404 problem. */
-  get(id: string): JobRecord {
+  /** The job `id`, or a 404 problem; also when `visible` rejects it (the answer then reveals nothing). */
+  get(id: string, visible: (rec: JobRecord) => boolean = () => true): JobRecord {
     const rec = this.find(id);
-    if (!rec) throw notFound('no-such-job', `No job '${id}' (unknown, or expired after ${this.config.jobTtlHours} h).`);
+    if (!rec || !visible(rec)) throw notFound('no-such-job', `No job '${id}' (unknown, or expired after ${this.config.jobTtlHours} h).`);
     return rec;
   }
 

@@ -4,6 +4,8 @@
 // RouteRegistry of their app (route-registry.ts); test/openapi-metrics.test.ts checks that every express route is
 // described and that real responses match the declared schemas.
 import { z } from 'zod';
+import type { Access } from './auth.js';
+import { PROBE_PATHS } from './security-origin.js';
 
 export type HttpMethod = 'get' | 'post' | 'delete';
 
@@ -40,6 +42,19 @@ export interface ApiRoute {
   problems?: number[];
   /** Not part of the JSON API (HTML pages, static files): documented, tagged `web`. */
   hidden?: boolean;
+  /** Who may call it when API keys are configured (default: a key for /v1/*, anyone elsewhere; see auth.ts). */
+  access?: Access;
+  /** Subject to the per-key interactive rate limit (security-rate.ts): classify, filter, explain. */
+  rateLimit?: 'interactive';
+  /** The key may also be sent as `?key=` (the SSE route: EventSource cannot send headers). */
+  keyInQuery?: boolean;
+  /** An old path kept for existing clients; documented with `deprecated: true`. */
+  deprecated?: boolean;
+  /**
+   * A template route served for compatibility whose concrete paths are documented instead (describeEach): it is
+   * mounted but not in the document, where its template would be identical to another path's.
+   */
+  documentedByInstances?: boolean;
 }
 
 /** `/v1/jobs/{id}/previews/{n}` → `/v1/jobs/:id/previews/:n`. */
@@ -65,8 +80,8 @@ export const ProblemSchema = z.looseObject({
 }).meta({ id: 'Problem' });
 
 const PROBLEM_TEXT: Record<number, string> = {
-  400: 'Invalid parameters or upload', 404: 'Not found', 409: 'Conflict', 413: 'Content too large', 415: 'Unsupported media type',
-  422: 'Undecodable image', 429: 'Queue full (Retry-After)', 500: 'Internal error', 503: 'Not ready / shutting down (Retry-After)',
+  400: 'Invalid parameters or upload', 401: 'No valid API key (WWW-Authenticate: Bearer)', 403: 'The key lacks the admin scope, a foreign Origin (POST/DELETE), or a Host not served (DNS rebinding)', 404: 'Not found', 409: 'Conflict', 413: 'Content too large', 415: 'Unsupported media type',
+  422: 'Undecodable image', 429: 'Queue full, or a per-key quota or rate exceeded (Retry-After)', 500: 'Internal error', 503: 'Not ready / shutting down (Retry-After)',
 };
 
 // ---- OpenAPI generation ---------------------------------------------------------------------------------------
@@ -109,7 +124,27 @@ function bodyContent(b: BodySpec, defs: Record<string, JsonSchema>): { schema: J
 
 export interface OpenApiOptions {
   version: string;
+  /** Default: `/` (the server that serves the document). */
   serverUrl?: string;
+}
+
+/** How a client authenticates (the API keys of util/api-keys.ts). */
+export const SECURITY_SCHEMES = {
+  bearerKey: { type: 'http', scheme: 'bearer', description: 'An API key as `Authorization: Bearer <key>`. Needed on every /v1 route when the server has API keys configured (without keys it serves localhost only, anonymously).' },
+  apiKeyHeader: { type: 'apiKey', in: 'header', name: 'X-API-Key', description: 'The same API key in the X-API-Key header.' },
+  apiKeyQuery: { type: 'apiKey', in: 'query', name: 'key', description: 'The API key as `?key=`, accepted only on the job event stream (EventSource cannot send headers).' },
+} as const;
+
+export function resolvedAccess(r: ApiRoute): Access {
+  return r.access ?? (r.path.startsWith('/v1/') ? 'user' : 'public');
+}
+
+/** The operation's security requirements: none for open routes; a key (with the role `admin` where needed) otherwise. */
+function securityOf(r: ApiRoute): Record<string, string[]>[] {
+  const access = resolvedAccess(r);
+  if (access === 'public') return [];
+  const roles = access === 'admin' ? ['admin'] : [];
+  return [{ bearerKey: roles }, { apiKeyHeader: roles }, ...(r.keyInQuery ? [{ apiKeyQuery: roles }] : [])];
 }
 
 /** The OpenAPI 3.1 document of `routes`. */
@@ -156,7 +191,10 @@ export function openApiDocument(routes: readonly ApiRoute[], opts: OpenApiOption
         ...(spec.content ? { content: Object.fromEntries(Object.entries(spec.content).map(([ct, b]) => [ct, bodyContent(b, defs)])) } : {}),
       };
     }
-    for (const status of [...new Set([...(r.problems ?? []), 500])]) {
+    const access = resolvedAccess(r);
+    // Every route but the probes checks the Host (403), state-changing ones the Origin (403) too.
+    const authProblems = [...(access === 'public' ? [] : [401]), ...(PROBE_PATHS.has(r.path) ? [] : [403]), ...(r.rateLimit ? [429] : [])];
+    for (const status of [...new Set([...(r.problems ?? []), ...authProblems, 500])].sort((a, b) => a - b)) {
       responses[String(status)] ??= { description: PROBLEM_TEXT[status] ?? 'Error', content: { 'application/problem+json': { schema: toJsonSchema(ProblemSchema, 'output', defs) } } };
     }
 
@@ -164,8 +202,10 @@ export function openApiDocument(routes: readonly ApiRoute[], opts: OpenApiOption
     pathItem[r.method] = {
       operationId: r.operationId,
       summary: r.summary,
-      ...(r.description ? { description: r.description } : {}),
+      ...(r.description || access === 'admin' ? { description: [access === 'admin' ? 'Needs an API key with the `admin` scope (when keys are configured).' : '', r.description ?? ''].filter(Boolean).join(' ') } : {}),
       tags: r.tags,
+      ...(r.deprecated ? { deprecated: true } : {}),
+      security: securityOf(r),
       ...(parameters.length ? { parameters } : {}),
       ...(requestBody ? { requestBody } : {}),
       responses,
@@ -179,7 +219,7 @@ export function openApiDocument(routes: readonly ApiRoute[], opts: OpenApiOption
       description: 'The classic Keras computer-vision toolbox as a Node service: ImageNet classification, kernel filters, DeepDream, style transfer, fine-tuning. Every error is application/problem+json (RFC 9457).',
       license: { name: 'MIT', identifier: 'MIT' },
     },
-    ...(opts.serverUrl ? { servers: [{ url: opts.serverUrl }] } : {}),
+    servers: [{ url: opts.serverUrl ?? '/', description: 'this server' }],
     tags: [
       { name: 'classify', description: 'ImageNet (and other) classification' },
       { name: 'filter', description: 'Convolution-kernel filters' },
@@ -188,6 +228,6 @@ export function openApiDocument(routes: readonly ApiRoute[], opts: OpenApiOption
       { name: 'web', description: 'The web page and its assets' },
     ],
     paths,
-    components: { schemas: defs },
+    components: { schemas: defs, securitySchemes: SECURITY_SCHEMES },
   };
 }

@@ -1,17 +1,31 @@
-// The express application: request ids, structured request logs, routes, problem+json errors. Each app has its
-// own RouteRegistry: the built-in routes (health, filter) and every plugin's routes are declared through it.
+// The express application: request ids, structured request logs, security (headers, Host and Origin checks,
+// CORS, API keys: security-*.ts, auth.ts), routes, problem+json errors. Each app has its own RouteRegistry: the
+// built-in routes (health, filter) and every plugin's routes are declared through it, each with its access.
 import { randomUUID } from 'node:crypto';
 import express, { type ErrorRequestHandler, type Express } from 'express';
 import { pinoHttp } from 'pino-http';
 import { ProblemError, notFound } from '../util/problem.js';
+import { authenticate } from './auth.js';
+import { KeySource } from '../util/api-keys.js';
 import type { AppContext } from './context.js';
 import type { BoundPlugin } from './plugin.js';
 import { type ApiRouter, RouteRegistry } from './route-registry.js';
+import { securityHeaders } from './security-headers.js';
+import { cors, hostGuard, originGuard } from './security-origin.js';
+import { interactiveRateLimit } from './security-rate.js';
 import { filterRoutes } from './routes/filter.js';
 import { healthRoutes } from './routes/health.js';
 
+/** The `key` query parameter (accepted on the event stream) never reaches the logs. */
+export function redactKey(url: string): string {
+  return url.replace(/([?&]key=)[^&#]*/gi, '$1[redacted]');
+}
+
+/** Throws (at start) when the configured API keys cannot be read or are invalid. */
 export function createApp(ctx: AppContext, plugins: readonly BoundPlugin[] = []): Express {
-  const registry = new RouteRegistry();
+  const { config } = ctx;
+  const keys = KeySource.fromConfig(config, (message) => ctx.logger.error({ problem: message }, 'the API keys file changed but is not valid; the previous keys stay in use'));
+  const registry = new RouteRegistry({ interactiveLimit: interactiveRateLimit(config) });
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'extended');
@@ -26,12 +40,19 @@ export function createApp(ctx: AppContext, plugins: readonly BoundPlugin[] = [])
     },
     customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
     autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' },
+    serializers: { req: (req: { url: string }) => ({ ...req, url: redactKey(req.url) }) },
   }));
-  // Plugin middleware that must see every request (request metrics).
+  // Plugin middleware that must see every request (request metrics), refused ones included.
   for (const p of plugins) {
     const m = p.middleware();
     if (m) app.use(m);
   }
+  app.use(securityHeaders());
+  app.use(hostGuard(config));
+  const corsMiddleware = cors(config);
+  if (corsMiddleware) app.use(corsMiddleware);
+  app.use(originGuard(config));
+  app.use(authenticate(keys, { keyInQuery: (path) => registry.allowsKeyInQuery(path) }));
   app.use(express.json({ limit: '1mb', type: ['application/json', 'application/*+json'] }));
   app.use(express.urlencoded({ extended: false, limit: '1mb' }));
 

@@ -6,6 +6,7 @@ import type { RequestHandler } from 'express';
 import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client';
 import type { Core } from '../app/core.js';
 import type { EngineRunEvent } from '../engine/engine.js';
+import { ANONYMOUS_CALLER } from '../jobs/record.js';
 import { openapiPath } from './api.js';
 import type { ServicePlugin } from './plugin.js';
 import { route } from './route-registry.js';
@@ -90,7 +91,8 @@ export class ServiceMetrics {
         collect() {
           this.reset();
           const counts = new Map<string, number>();
-          for (const j of jobs.list({ limit: 1_000_000 })) counts.set(`${j.kind}\u0000${j.status}`, (counts.get(`${j.kind}\u0000${j.status}`) ?? 0) + 1);
+          // Every owner's jobs (the anonymous caller sees all).
+          for (const j of jobs.list({ limit: 1_000_000 }, ANONYMOUS_CALLER)) counts.set(`${j.kind}\u0000${j.status}`, (counts.get(`${j.kind}\u0000${j.status}`) ?? 0) + 1);
           for (const [k, n] of counts) { const [kind, state] = k.split('\u0000'); this.set({ kind: kind!, state: state! }, n); }
         },
       });
@@ -140,6 +142,7 @@ export class ServiceMetrics {
   }
 }
 
+/** /metrics needs the admin scope when API keys are configured, unless CONVSERVE_METRICS_PUBLIC=true. */
 export function metricsPlugin(): ServicePlugin {
   let metrics: ServiceMetrics | undefined;
   return {
@@ -148,9 +151,10 @@ export function metricsPlugin(): ServicePlugin {
       metrics = new ServiceMetrics(core);
     },
     middleware: () => metrics!.middleware(),
-    routes(r) {
+    routes(r, { config }) {
       route(r, {
         method: 'get', path: '/metrics', operationId: 'metrics', tags: ['ops'], summary: 'Prometheus metrics (text exposition format)',
+        access: config.metricsPublic ? 'public' : 'admin',
         responses: { 200: { description: 'Metrics', content: { 'text/plain': 'text' } } },
       }, async (_req, res) => {
         res.set('Content-Type', metrics!.registry.contentType).send(await metrics!.registry.metrics());

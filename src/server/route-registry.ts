@@ -2,13 +2,21 @@
 // of the app's registry, so GET /openapi.json describes exactly the routes this app mounts, whatever plugins
 // it runs.
 import { type RequestHandler, Router } from 'express';
-import { type ApiRoute, type OpenApiOptions, expressPath, openApiDocument } from './api.js';
+import { type ApiRoute, type OpenApiOptions, expressPath, openApiDocument, resolvedAccess } from './api.js';
+import { requireAccess } from './auth.js';
 
 export type RouteHandler = RequestHandler<Record<string, string>>;
+
+export interface RouteRegistryOptions {
+  /** The middleware behind `rateLimit: 'interactive'` (one instance per app, so all such routes share it). */
+  interactiveLimit?: RequestHandler;
+}
 
 export class RouteRegistry {
   private readonly declared = new Map<string, ApiRoute>();
   private readonly derived: (() => readonly ApiRoute[])[] = [];
+
+  constructor(readonly options: RouteRegistryOptions = {}) {}
 
   /** A router whose routes are described in this registry as they are mounted. */
   router(): ApiRouter {
@@ -30,9 +38,15 @@ export class RouteRegistry {
     this.derived.push(describe);
   }
 
+  /** Whether a declared route that takes the key as `?key=` serves `path` (see auth.ts). */
+  allowsKeyInQuery(path: string): boolean {
+    for (const spec of this.declared.values()) if (spec.keyInQuery && templateRegExp(spec.path).test(path)) return true;
+    return false;
+  }
+
   /** Every described route, in path order. */
   list(): ApiRoute[] {
-    const all = new Map(this.declared);
+    const all = new Map([...this.declared].filter(([, spec]) => !spec.documentedByInstances));
     for (const describe of this.derived) for (const spec of describe()) if (!all.has(`${spec.method} ${spec.path}`)) all.set(`${spec.method} ${spec.path}`, spec);
     return [...all.values()].sort((a, b) => a.path.localeCompare(b.path) || a.method.localeCompare(b.method));
   }
@@ -51,7 +65,9 @@ export class ApiRouter {
   /** Handlers see their path parameters as strings (no route uses a wildcard, whose parameter is an array). */
   route(spec: ApiRoute, ...handlers: RouteHandler[]): void {
     this.registry.declare(spec);
-    this.express[spec.method](expressPath(spec.path), ...handlers);
+    // Every route is guarded by the access it declares, so what it requires and what it documents are one thing.
+    const limit = spec.rateLimit === 'interactive' ? this.registry.options.interactiveLimit : undefined;
+    this.express[spec.method](expressPath(spec.path), requireAccess(resolvedAccess(spec)), ...(limit ? [limit] : []), ...handlers);
   }
 
   /** See RouteRegistry.describeEach. */
@@ -63,4 +79,10 @@ export class ApiRouter {
 /** Declares a route and mounts its handlers on `router` in one go. */
 export function route(router: ApiRouter, spec: ApiRoute, ...handlers: RouteHandler[]): void {
   router.route(spec, ...handlers);
+}
+
+/** `/v1/jobs/{id}/events` → a RegExp matching its concrete paths (one segment per parameter). */
+function templateRegExp(path: string): RegExp {
+  const escaped = path.split(/\{\w+\}/).map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  return new RegExp(`^${escaped.join('[^/]+')}$`);
 }

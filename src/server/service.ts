@@ -1,12 +1,13 @@
 // The HTTP service: builds (or takes) the core its plugins need, checks every plugin's needs against it, starts
 // listening, and owns the shutdown sequence (stop accepting → end event streams → let in-flight requests finish
 // within a bound → plugins' clean-up → close the core: jobs checkpoint, then the engine stops → exit 0).
-import type { Server } from 'node:http';
+import { type Server, type ServerOptions, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type Core, type CorePart, createCore, optionsFor, requireParts } from '../app/core.js';
 import { type Config, loadConfig } from '../config.js';
 import { logger as rootLogger } from '../util/logger.js';
 import { createApp } from './app.js';
+import { checkBindPolicy } from './security-bind.js';
 import type { AppContext } from './context.js';
 import { type BoundPlugin, type ServicePlugin, bindPlugin } from './plugin.js';
 
@@ -48,6 +49,7 @@ function bindAll<M extends CorePart>(plugins: readonly ServicePlugin<M>[], app: 
 
 export async function startService<N extends CorePart = never>(opts: ServiceOptions<N> = {}): Promise<RunningService<N>> {
   const config = opts.core?.config ?? opts.config ?? loadConfig();
+  checkBindPolicy(config);
   // Signal handlers go in first: a SIGTERM during start-up is remembered and honoured once the server is
   // up, instead of killing the process in the middle of loading models.
   let onSignal: (sig: NodeJS.Signals) => void = (sig) => { pendingSignal = sig; };
@@ -70,7 +72,10 @@ export async function startService<N extends CorePart = never>(opts: ServiceOpti
     for (const p of bound) p.start();
     const app = createApp(ctx, bound);
     server = await new Promise<Server>((resolve, reject) => {
-      const s = app.listen(config.port, config.host, (err?: Error) => (err ? reject(err) : resolve(s)));
+      const s = createServer(serverOptions(config), app);
+      s.maxConnections = config.maxConnections;
+      s.once('error', reject);
+      s.listen(config.port, config.host, () => { s.off('error', reject); resolve(s); });
     });
   } catch (e) {
     for (const p of [...bound].reverse()) await Promise.resolve().then(() => p.stop()).catch(() => undefined);
@@ -110,3 +115,17 @@ export async function startService<N extends CorePart = never>(opts: ServiceOpti
   return { ctx, server, url, shutdown };
 }
 
+
+/**
+ * Slow or idle clients cannot hold connections forever (headers, whole request, idle keep-alive), and the
+ * timeouts are checked often enough to matter (Node's default check interval is 30 s).
+ */
+function serverOptions(config: Config): ServerOptions {
+  const headersTimeout = Math.min(config.headersTimeoutMs, config.requestTimeoutMs);
+  return {
+    headersTimeout,
+    requestTimeout: config.requestTimeoutMs,
+    keepAliveTimeout: config.keepAliveTimeoutMs,
+    connectionsCheckingInterval: Math.max(250, Math.min(30_000, Math.floor(headersTimeout / 4))),
+  };
+}

@@ -50,14 +50,14 @@ export class RedisDispatch implements JobDispatch {
   }
 
   enqueue(rec: JobRecord): void {
-    this.opts.line.add(rec.id);
+    this.opts.line.add({ id: rec.id, owner: rec.owner });
     void this.addToBull(rec);
   }
 
   async recover(records: JobRecord[]): Promise<{ resumed: number; queued: number }> {
     const unfinished = records.filter((r) => !isTerminal(r.status));
     for (const r of unfinished) await this.deps.transitions.reopened(r);
-    for (const r of unfinished.filter((x) => x.status === 'queued').sort(byCreation)) this.opts.line.add(r.id);
+    for (const r of unfinished.filter((x) => x.status === 'queued').sort(byCreation)) this.opts.line.add({ id: r.id, owner: r.owner });
     if (this.opts.problem() === null) void this.reconcile();
     return { resumed: unfinished.filter((r) => r.status === 'running').length, queued: unfinished.filter((r) => r.status === 'queued').length };
   }
@@ -123,7 +123,7 @@ export class RedisDispatch implements JobDispatch {
       if (fresh && rec) refreshRecord(rec, fresh);
       else if (fresh) table.add(fresh);
     }
-    if (ev.event === 'status' && ev.data.status === 'queued') this.opts.line.add(job.id);
+    if (ev.event === 'status' && ev.data.status === 'queued') this.opts.line.add({ id: job.id, owner: table.find(job.id)?.owner ?? 'anonymous' });
     else if (ev.event === 'done' || (ev.event === 'status' && ev.data.status === 'running')) this.opts.line.remove(job.id);
   }
 

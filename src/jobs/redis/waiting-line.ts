@@ -3,20 +3,24 @@
 // process; the view is kept by the dispatcher from this replica's submissions and every replica's events
 // (queued → added, running or done → removed), so it is the same on every replica up to pub/sub delay.
 import { unavailable } from '../../util/problem.js';
-import type { JobQueue } from '../queue.js';
+import type { JobQueue, QueuedJob } from '../queue.js';
 
 export class RedisWaitingLine implements JobQueue {
-  private readonly ids: string[] = [];
+  private readonly jobs: QueuedJob[] = [];
 
   /** `problem()` says why Redis cannot take jobs now (null when it can). */
   constructor(private readonly problem: () => string | null) {}
 
   get length(): number {
-    return this.ids.length;
+    return this.jobs.length;
   }
 
-  add(id: string): void {
-    if (!this.ids.includes(id)) this.ids.push(id);
+  lengthOf(owner: string): number {
+    return this.jobs.filter((j) => j.owner === owner).length;
+  }
+
+  add(job: QueuedJob): void {
+    if (!this.jobs.some((j) => j.id === job.id)) this.jobs.push(job);
   }
 
   /** Workers take jobs from BullMQ; nothing is started from this line. */
@@ -25,14 +29,14 @@ export class RedisWaitingLine implements JobQueue {
   }
 
   remove(id: string): boolean {
-    const i = this.ids.indexOf(id);
+    const i = this.jobs.findIndex((j) => j.id === id);
     if (i < 0) return false;
-    this.ids.splice(i, 1);
+    this.jobs.splice(i, 1);
     return true;
   }
 
   position(id: string): number | undefined {
-    const i = this.ids.indexOf(id);
+    const i = this.jobs.findIndex((j) => j.id === id);
     return i < 0 ? undefined : i + 1;
   }
 

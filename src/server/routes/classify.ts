@@ -19,6 +19,7 @@ export function classifyRoutes(r: ApiRouter, ctx: AppContext<'classify'>): void 
     method: 'post', path: '/v1/classify', operationId: 'classify', tags: ['classify'], summary: 'Classify one or more images (top-k labels)',
     description: 'One image answers `predictions`; several (repeated `image` fields) answer `results`, one per image. Concurrent requests are batched.',
     query: ClassifyParams,
+    rateLimit: 'interactive',
     body: { kind: 'image-upload', files: [{ name: 'image', maxCount: config.maxFilesPerRequest }], fields: ClassifyParams },
     responses: { 200: { description: 'Predictions', content: { 'application/json': ClassifyResponse } } },
     problems: [400, 404, 413, 415, 422, 503],

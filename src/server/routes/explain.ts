@@ -46,6 +46,7 @@ export function explainRoutes(r: ApiRouter, ctx: AppContext<'engine'>): void {
   route(r, {
     method: 'post', path: '/v1/explain', operationId: 'explain', tags: ['classify'], summary: 'Explain a classification: Grad-CAM, saliency, integrated gradients or SmoothGrad',
     description: 'Runs at interactive priority like classify. `steps × samples` above CONVSERVE_EXPLAIN_MAX_PASSES answers 422 (use a smaller request).',
+    rateLimit: 'interactive',
     query: ExplainParams,
     body: { kind: 'image-upload', files: [{ name: 'image' }], fields: ExplainParams },
     responses: { 200: { description: 'The heatmap (PNG) or the map (JSON)', content: { 'image/png': 'binary', 'application/json': ExplainResponse } } },

@@ -38,6 +38,7 @@ export function filterRoutes(r: ApiRouter, ctx: AppContext): void {
     method: 'post', path: '/v1/filter', operationId: 'filter', tags: ['filter'], summary: 'Convolve an image with a named or custom kernel',
     description: 'Cross-correlation (like Keras Conv2D) in floating point by libvips; borders replicated; result truncated to 0…255.',
     query: FilterParams,
+    rateLimit: 'interactive',
     body: { kind: 'image-upload', files: [{ name: 'image' }], fields: FilterParams },
     responses: { 200: { description: 'The filtered image', content: ImageResponses, headers: { 'X-Convserve-Kernel': 'JSON: the kernel, scale, offset and abs actually applied' } } },
     problems: [400, 413, 415, 422],

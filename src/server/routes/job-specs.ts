@@ -1,6 +1,7 @@
 // Descriptions of the job routes (mounted by the jobs plugin, handlers in the jobs area's routes), with the
-// schemas those handlers use. Job submission is described once generically and once per registered job kind,
-// with that kind's own parameter schema.
+// schemas those handlers use. Job submission lives at POST /v1/job-kinds/{kind}/jobs, described once generically
+// and once per registered job kind with that kind's own parameter schema. The old POST /v1/jobs/{kind} is still
+// served: its template would be identical to /v1/jobs/{id}, so it is documented by its per-kind paths, deprecated.
 import { z } from 'zod';
 import type { Config } from '../../config.js';
 import { getJobKind, jobKinds } from '../../jobs/kind.js';
@@ -23,14 +24,27 @@ export const ListQuery = z.object({
 
 const JobId = z.object({ id: z.string().describe('job id (UUID)') });
 
-/** POST `path`: submit a job of `kindName` (any kind for `/v1/jobs/{kind}`). */
-export function submitRoute(path: string, operationId: string, kindName: string | undefined, config: Config): ApiRoute {
+/** Where a job of `kind` is submitted. */
+export const submitPath = (kind: string) => `/v1/job-kinds/${kind}/jobs`;
+/** The old submission path of a kind (an alias, deprecated). */
+export const legacySubmitPath = (kind: string) => `/v1/jobs/${kind}`;
+
+/** How a submission route is documented besides its path and kind. */
+export interface SubmitRouteOptions {
+  deprecated?: boolean;
+  documentedByInstances?: boolean;
+}
+
+/** POST `path`: submit a job of `kindName` (any kind for a path with `{kind}`). */
+export function submitRoute(path: string, operationId: string, kindName: string | undefined, config: Config, opts: SubmitRouteOptions = {}): ApiRoute {
   const kind = kindName ? getJobKind(kindName) : undefined;
   const fields = kind ? kind.params(config) : z.object({ params: z.string().optional().describe('all parameters as one JSON object') }).catchall(z.unknown());
   return {
     method: 'post', path, operationId, tags: ['jobs'],
     summary: kind ? `Submit a ${kind.name} job` : kindName ? `Submit a ${kindName} job (kind not installed on this server: 404 unknown-job-kind)` : 'Submit a job of any kind',
-    description: `${kind ? kind.description + ' ' : ''}Parameters come from the query string, a JSON \`params\` field, or form fields (later wins). Answers 202 with Location; follow progress at links.events.`,
+    description: `${kind ? kind.description + ' ' : ''}Parameters come from the query string, a JSON \`params\` field, or form fields (later wins). Answers 202 with Location; follow progress at links.events.${opts.deprecated ? ` Deprecated alias of POST ${submitPath(kindName ?? '{kind}')}.` : ''}`,
+    ...(opts.deprecated ? { deprecated: true } : {}),
+    ...(opts.documentedByInstances ? { documentedByInstances: true } : {}),
     ...(path.includes('{kind}') ? { pathParams: z.object({ kind: z.string().describe('job kind (GET /v1/job-kinds)') }) } : {}),
     query: fields,
     body: { kind: 'image-upload', files: kind ? kind.inputs.map((f) => ({ name: f.name, required: f.required ?? true, maxCount: f.maxCount ?? 1 })) : [{ name: 'image', required: false }], fields },
@@ -39,9 +53,18 @@ export function submitRoute(path: string, operationId: string, kindName: string 
   };
 }
 
-/** Describes `POST /v1/jobs/<kind>` for every kind registered when the description is read (served by `/v1/jobs/{kind}`). */
+/**
+ * Describes, for every kind registered when the description is read, `POST /v1/job-kinds/<kind>/jobs` (served by
+ * the `{kind}` route) and its deprecated alias `POST /v1/jobs/<kind>`.
+ */
 export function describeKindSubmits(r: ApiRouter, config: Config): void {
-  r.describeEach(() => jobKinds().map((k) => submitRoute(`/v1/jobs/${k.name}`, `submitJob_${k.name.replace(/-/g, '_')}`, k.name, config)));
+  r.describeEach(() => jobKinds().flatMap((k) => {
+    const op = k.name.replace(/-/g, '_');
+    return [
+      submitRoute(submitPath(k.name), `submitJob_${op}`, k.name, config),
+      submitRoute(legacySubmitPath(k.name), `submitJobLegacy_${op}`, k.name, config, { deprecated: true }),
+    ];
+  }));
 }
 
 export const JOB_ROUTES = {
@@ -79,6 +102,7 @@ export const JOB_ROUTES = {
     description: 'Replays the stored events after Last-Event-ID, then streams live ones; ends after `done`.',
     pathParams: JobId, query: z.object({ last_event_id: z.coerce.number().int().min(0).optional().describe('same as the Last-Event-ID header') }),
     headers: { 'Last-Event-ID': 'resume after this event id' },
-    responses: { 200: { description: 'Event stream', content: { 'text/event-stream': 'text' } } }, problems: [400, 404],
+    keyInQuery: true,
+    responses: { 200: { description: 'Event stream', content: { 'text/event-stream': 'text' } } }, problems: [400, 404, 429, 503],
   },
 } satisfies Record<string, ApiRoute>;

@@ -1,12 +1,17 @@
 // The model catalogue over HTTP: GET /v1/models (status of every model, with install commands for missing
-// ones), POST /v1/models/reload (rescan the models directory, as SIGHUP does), GET /v1/info (runtimes).
-import type { z } from 'zod';
+// ones), POST /v1/models/reload (rescan the models directory, as SIGHUP does; admin), GET /v1/info (runtimes for
+// admins, the version for other keys).
+import { z } from 'zod';
 import { reloadModels } from '../../app/models.js';
-import { runtimeInfo } from '../../app/runtime-info.js';
+import { runtimeInfo, runtimeVersion } from '../../app/runtime-info.js';
 import { weightsInfo } from '../../ops/classify-service.js';
 import { InfoResponse, ModelsResponse, ReloadResponse } from '../api-schemas.js';
+import { callerOf } from '../auth.js';
 import type { AppContext } from '../context.js';
 import { type ApiRouter, route } from '../route-registry.js';
+
+/** What /v1/info tells a key without the admin scope (runtimes and directories are the operators' business). */
+const InfoReducedResponse = z.object({ name: z.literal('convserve'), version: z.string() });
 
 export function modelRoutes(r: ApiRouter, ctx: AppContext<'engine' | 'models'>): void {
   const { core } = ctx;
@@ -39,12 +44,14 @@ export function modelRoutes(r: ApiRouter, ctx: AppContext<'engine' | 'models'>):
     method: 'get', path: '/v1/info', operationId: 'info', tags: ['ops'],
     summary: 'Versions and runtimes: Node, ONNX Runtime (providers, workers, threads), the TensorFlow.js backend selection',
     description: 'The tfjs backend (tfjs-node-gpu → tfjs-node → wasm → cpu) is probed once, in a child process (tfjs never loads on the HTTP thread); until it answers, `tfjs.state` is `probing`.',
-    responses: { 200: { description: 'Runtime information', content: { 'application/json': InfoResponse } } },
-  }, (_req, res) => {
-    res.json(runtimeInfo(core) satisfies z.input<typeof InfoResponse>);
+    responses: { 200: { description: 'Runtime information (the name and version only for a key without the admin scope)', content: { 'application/json': z.union([InfoResponse, InfoReducedResponse]) } } },
+  }, (req, res) => {
+    // Without admin, nothing is computed (the first full answer starts the tfjs probe).
+    if (callerOf(req).admin) res.json(runtimeInfo(core) satisfies z.input<typeof InfoResponse>);
+    else res.json({ name: 'convserve', version: runtimeVersion() } satisfies z.input<typeof InfoReducedResponse>);
   });
   route(r, {
-    method: 'post', path: '/v1/models/reload', operationId: 'reloadModels', tags: ['classify'],
+    method: 'post', path: '/v1/models/reload', operationId: 'reloadModels', tags: ['classify'], access: 'admin',
     summary: 'Rescan the models directory and load new or changed models (same as SIGHUP)',
     description: 'For a model written while the service runs (convserve finetune, models import/synth): answers when the new or replaced models are loaded.',
     responses: { 200: { description: 'What changed, and every model\'s status', content: { 'application/json': ReloadResponse } } },
