@@ -1,4 +1,6 @@
-// Keras .h5 → models/<name>/ (model.onnx + model.weights.bin + labels.json + manifest.json).
+// Keras → models/<name>/ (model.onnx + model.weights.bin + labels.json + manifest.json). `importKerasModel` takes
+// either form: `{file}` — any Keras / TensorFlow.js model, converted from its own config (./keras/import-model.ts)
+// — or `{arch, weightsFile}` — weights of a known architecture in the official layout, below:
 //
 // 1. Read the file's layer structure (names, weight names, shapes; no data yet).
 // 2. Pair file layers with the architecture's weighted layers, as Keras' load_weights would:
