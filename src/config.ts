@@ -44,6 +44,7 @@ export const SETTINGS = {
   dataDir: setting('CONVSERVE_DATA_DIR', './data', str, 'Folder for durable job records, inputs, previews and results.'),
   weightsBaseUrl: setting('CONVSERVE_WEIGHTS_BASE_URL', 'https://storage.googleapis.com', str, 'Origin the official Keras .h5 weights and imagenet_class_index.json are downloaded from (a mirror must keep the same paths).'),
   autoFetch: setting('CONVSERVE_AUTO_FETCH', true, bool, 'At start, download missing VGG19/InceptionV3 ImageNet weights in the background (needs network).'),
+  autoInstall: setting('CONVSERVE_AUTO_INSTALL', true, bool, "At start, install the embedded `content-moderation` model (nsfwjs's trained InceptionV3, shipped in node_modules: no network) in the background when it is missing."),
   engineWorkers: setting('CONVSERVE_ENGINE_WORKERS', 1, int(1, 16), 'Inference worker threads (each owns its ORT sessions).'),
   engineThreads: setting('CONVSERVE_ENGINE_THREADS', 0, int(0, 256), 'ORT intra-op threads per worker (0 = number of CPU cores).'),
   defaultModel: setting('CONVSERVE_DEFAULT_MODEL', 'vgg19', str, 'Model used by /v1/classify when the request names none.'),

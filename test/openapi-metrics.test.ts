@@ -136,6 +136,8 @@ describe('OpenAPI description and Prometheus metrics', () => {
     const reloaded = await call('post', '/v1/models/reload', '/v1/models/reload');
     assert.ok(reloaded.body.models.some((m: any) => m.name === 'vgg19'));
     if (spec.paths['/v1/models/reload']) await call('post', '/v1/models/reload', '/v1/models/reload');
+    assert.equal((await call('get', '/v1/models/{name}', '/v1/models/vgg19')).body.name, 'vgg19');
+    assert.equal((await call('get', '/v1/models/{name}', '/v1/models/no-such-model')).status, 404);
     const one = await call('post', '/v1/classify', '/v1/classify?model=vgg19&top=3', image());
     assert.equal(one.body.predictions.length, 3);
     const form = new FormData();

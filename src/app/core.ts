@@ -11,7 +11,7 @@ import { ModelRegistry } from '../models/registry.js';
 import { Classifier } from '../ops/classify.js';
 import { ClassifyService } from '../ops/classify-service.js';
 import type { Logger } from '../util/logger.js';
-import { fetchMissingOfficialModels } from './models.js';
+import { fetchMissingOfficialModels, installMissingEmbeddedModels } from './models.js';
 import { Readiness } from './readiness.js';
 import { TfjsProbe } from './tfjs-probe.js';
 
@@ -24,6 +24,8 @@ export interface CoreOptions {
   warmUp?: boolean;
   /** Download the missing official weights in the background once the engine is up. Default false. */
   autoFetch?: boolean;
+  /** Install the missing embedded models (no network) in the background once the engine is up, before any download. Default false. */
+  autoInstall?: boolean;
 }
 
 export interface Core {
@@ -100,7 +102,12 @@ export async function createCore(config: Config, logger: Logger, options: CoreOp
   readiness.check('engine', () => engine.health());
   // Warm up: load every installed model so the first request does not pay for it.
   if (options.warmUp) readiness.track('models', started.then(() => models.loadAllReady()));
-  if (options.autoFetch) void started.then(() => fetchMissingOfficialModels({ config, logger, registry, models }), () => undefined);
+  if (options.autoInstall || options.autoFetch) {
+    void started.then(async () => {
+      if (options.autoInstall) await installMissingEmbeddedModels({ config, logger, registry, models });
+      if (options.autoFetch) await fetchMissingOfficialModels({ config, logger, registry, models });
+    }, () => undefined);
+  }
 
   const core: Core = { ...base, ...inference, started, close: once(() => engine.stop()) };
   if (!options.jobs) return core;

@@ -1,6 +1,8 @@
 // Keeping the loaded models in step with the models directory: a rescan (SIGHUP, POST /v1/models/reload) loads
-// new or replaced models, and the background download of the official weights (CONVSERVE_AUTO_FETCH).
+// new or replaced models; in the background at start, the install of the embedded models (CONVSERVE_AUTO_INSTALL)
+// and the download of the official weights (CONVSERVE_AUTO_FETCH).
 import type { Config } from '../config.js';
+import { missingEmbeddedModels } from '../models/embedded.js';
 import { KNOWN_MODELS } from '../models/official.js';
 import type { LoadedStatus, EngineModelProvider } from '../ops/model-provider.js';
 import type { ModelRegistry } from '../models/registry.js';
@@ -69,6 +71,25 @@ export async function fetchMissingOfficialModels(core: ModelsParts & { config: C
       registry.clearTransient(arch);
       logger.warn({ model: arch, err: (e as Error).message }, 'background download failed; the model stays missing');
       break;
+    }
+  }
+}
+
+/**
+ * Installs every embedded model (trained weights shipped in node_modules: no network) that is missing, loading
+ * each when it is written. A failure is logged and the next one is tried; the service runs on without it.
+ */
+export async function installMissingEmbeddedModels(core: ModelsParts & { config: Config; logger: Logger }): Promise<void> {
+  const { config, logger, registry, models } = core;
+  for (const model of missingEmbeddedModels(config.modelsDir)) {
+    logger.info({ model: model.name }, `installing the embedded model in the background (${model.description}; CONVSERVE_AUTO_INSTALL=false to disable)`);
+    try {
+      const r = await model.install({ modelsDir: config.modelsDir });
+      registry.rescan();
+      await models.loadAllReady();
+      logger.info({ model: model.name, ms: r.timings.totalMs }, 'embedded model installed');
+    } catch (e) {
+      logger.warn({ model: model.name, err: (e as Error).message }, 'installing the embedded model failed');
     }
   }
 }

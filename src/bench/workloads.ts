@@ -95,7 +95,7 @@ const httpClassify: Workload = {
     await benchModel(ctx, 'vgg19');
     const cli = fileURLToPath(new URL('../cli/main.js', import.meta.url));
     const child = spawn(process.execPath, [cli, 'serve'], {
-      env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', CONVSERVE_MODELS_DIR: ctx.benchModelsDir, CONVSERVE_AUTO_FETCH: 'false', CONVSERVE_ENGINE_THREADS: String(ctx.threads) },
+      env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', CONVSERVE_MODELS_DIR: ctx.benchModelsDir, CONVSERVE_AUTO_FETCH: 'false', CONVSERVE_AUTO_INSTALL: 'false', CONVSERVE_ENGINE_THREADS: String(ctx.threads) },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     try {

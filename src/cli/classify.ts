@@ -19,10 +19,11 @@ export function registerClassifyCommand(program: Command): void {
         const uploads = await Promise.all(files.map((f) => readFile(f)));
         const out = await classify.classifyUploads(opts.model, uploads, { top: opts.top !== undefined ? Number(opts.top) : undefined, resize: opts.resize, invert: opts.invert }, config);
         if (opts.json) {
-          console.log(JSON.stringify({ model: out.model, weights: out.weights, results: out.results.map((r, i) => ({ file: files[i], ...r })) }, null, 2));
+          console.log(JSON.stringify({ model: out.model, weights: out.weights, ...(out.outputs ? { outputs: out.outputs } : {}), results: out.results.map((r, i) => ({ file: files[i], ...r })) }, null, 2));
           return;
         }
         if (out.weights.untrained) console.log(`!! ${out.model} has UNTRAINED synthetic weights: these predictions mean nothing.`);
+        if (out.outputs === 'sigmoid') console.log(`${out.model} is multi-label: each probability is that class's own (they need not sum to 100%).`);
         out.results.forEach((r, i) => {
           console.log(`${files[i]}  (${out.model}, ${r.timing_ms.infer} ms)`);
           for (const p of r.predictions) console.log(`  ${(p.probability * 100).toFixed(2).padStart(6)}%  ${p.label}${p.wnid ? ` (${p.wnid})` : ''}`);

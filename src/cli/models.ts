@@ -4,7 +4,9 @@ import { SingleBar } from 'cli-progress';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { ARCHITECTURE_NAMES, getArchitecture } from '../models/architectures/index.js';
 import { fetchModel } from '../models/fetch.js';
-import { type ImportResult, importKerasModel } from '../models/import.js';
+import { getEmbeddedModel, EMBEDDED_MODELS } from '../models/embedded.js';
+import { type ImportResult, type KerasModelImportResult, importKerasModel } from '../models/import.js';
+import { parseInputSize } from '../models/keras/input-size.js';
 import { Provenance } from '../models/manifest.js';
 import { KNOWN_MODELS } from '../models/official.js';
 import type { ModelEntry } from '../models/registry.js';
@@ -85,21 +87,56 @@ export function registerModelsCommands(program: Command): void {
     });
 
   models.command('import')
-    .description('Import a Keras .h5 weights file (save_weights / official layout) as models/<name>/')
-    .argument('<name>', 'model folder name, e.g. vgg19-mine')
-    .addOption(new Option('--arch <arch>', 'architecture').choices(ARCHITECTURE_NAMES).makeOptionMandatory())
-    .requiredOption('--weights <file>', 'Keras .h5 weights file (with or without the top)')
-    .option('--labels <file>', 'imagenet_class_index.json or a JSON array of labels (default class_0 …)')
-    .addOption(new Option('--provenance <kind>', 'where the weights come from').choices(Provenance.options).default('imagenet'))
+    .description('Import a Keras / TensorFlow.js model (--keras: .h5, .keras, tfjs model.json) or official-layout weights (--arch … --weights …) as models/<name>/')
+    .argument('<name>', 'model folder name, e.g. my-classifier')
+    .option('--keras <file>', 'a Keras .h5 (full model, or weights-only with --config), a .keras archive or a tfjs model.json (shards beside it)')
+    .option('--config <json>', 'the model.to_json() file of a weights-only .h5 (model.save_weights)')
+    .option('--preprocess <spec>', 'caffe, tf, torch, raw or rescale:<scale>[:<offset>] (default: the recognised architecture\'s, else raw)')
+    .option('--input-size <HxW>', 'the size to classify at, only for a model whose input size is open (None)')
+    .addOption(new Option('--arch <arch>', 'architecture of official-layout weights (with --weights)').choices(ARCHITECTURE_NAMES))
+    .option('--weights <file>', 'Keras .h5 weights file of --arch (with or without the top)')
+    .option('--labels <file>', 'a JSON array, imagenet_class_index.json or one label per line (default class_0 …)')
+    .addOption(new Option('--provenance <kind>', 'where the weights come from (default: imported for --keras, imagenet for --weights)').choices(Provenance.options))
     .option('--json', 'machine-readable output')
-    .action(async (name: string, opts: { arch: string; weights: string; labels?: string; provenance: Provenance; json?: boolean }) => {
+    .action(async (name: string, opts: ImportCommandOptions) => {
+      if (opts.keras !== undefined) {
+        const conflicting = (['arch', 'weights'] as const).filter((k) => opts[k] !== undefined);
+        if (conflicting.length) throw new Error(`--keras imports a whole model; drop ${conflicting.map((k) => `--${k}`).join(' and ')} (those are for official-layout weights)`);
+        const inputSize = opts.inputSize === undefined ? undefined : parseInputSize(opts.inputSize);
+        const r = await withCatalogCore(({ config }) => importKerasModel({
+          name, file: opts.keras!, config: opts.config, labels: opts.labels, preprocess: opts.preprocess, inputSize,
+          provenance: opts.provenance ?? 'imported', modelsDir: config.modelsDir,
+        }));
+        if (opts.json) { console.log(JSON.stringify(kerasImportSummary(r))); return; }
+        console.log(describeKerasImport(r));
+        return;
+      }
+      const extra = (['config', 'preprocess', 'inputSize'] as const).filter((k) => opts[k] !== undefined);
+      if (extra.length) throw new Error(`${extra.map((k) => `--${k === 'inputSize' ? 'input-size' : k}`).join(', ')} only go with --keras FILE`);
+      if (opts.arch === undefined || opts.weights === undefined) {
+        throw new Error('give --keras FILE (any Keras / TensorFlow.js model), or --arch ARCH --weights FILE (official-layout weights)');
+      }
       const r = await withCatalogCore(({ config }) => importKerasModel({
-        name, arch: opts.arch, weightsFile: opts.weights, labelsFile: opts.labels, modelsDir: config.modelsDir,
-        provenance: opts.provenance, source: opts.weights,
+        name, arch: opts.arch!, weightsFile: opts.weights!, labelsFile: opts.labels, modelsDir: config.modelsDir,
+        provenance: opts.provenance ?? 'imagenet', source: opts.weights,
       }));
       if (opts.json) { console.log(JSON.stringify(importSummary(r))); return; }
       console.log(`${r.name}: ${r.includeTop ? 'classification' : 'features (no top)'} model written to ${r.dir} `
         + `(layers matched ${r.matched}; ${fmtMs(r.timings.totalMs)})`);
+    });
+
+  models.command('install')
+    .description(`Install a model whose trained weights ship with convserve's dependencies, no network: ${EMBEDDED_MODELS.map((m) => `${m.name} (${m.description})`).join('; ')}`)
+    .argument('<model>', EMBEDDED_MODELS.map((m) => m.name).join(', '))
+    .option('--name <name>', 'model folder name (default: the model\'s name)')
+    .option('--force', 'replace an installed model of that name')
+    .option('--json', 'machine-readable output')
+    .action(async (model: string, opts: { name?: string; force?: boolean; json?: boolean }) => {
+      const embedded = getEmbeddedModel(model);
+      if (!embedded) throw new Error(`unknown model '${model}': installable without network: ${EMBEDDED_MODELS.map((m) => m.name).join(', ')}`);
+      const r = await withCatalogCore(({ config }) => embedded.install({ modelsDir: config.modelsDir, name: opts.name, replace: opts.force }));
+      if (opts.json) { console.log(JSON.stringify(kerasImportSummary(r))); return; }
+      console.log(describeKerasImport(r));
     });
 
   models.command('synth')
@@ -149,6 +186,25 @@ export function registerModelsCommands(program: Command): void {
       }
       if (bad) process.exitCode = 1;
     }));
+}
+
+interface ImportCommandOptions {
+  keras?: string; config?: string; preprocess?: string; inputSize?: string;
+  arch?: string; weights?: string; labels?: string; provenance?: Provenance; json?: boolean;
+}
+
+/** The JSON form of a --keras import (and of models install). */
+function kerasImportSummary(r: KerasModelImportResult) {
+  const m = r.manifest;
+  return { name: r.name, dir: r.dir, format: r.format, keras_version: r.kerasVersion, layers: m.layers, input: m.input, outputs: m.outputs, preprocessing: m.preprocessing };
+}
+
+function describeKerasImport(r: KerasModelImportResult): string {
+  const m = r.manifest;
+  const what = m.task === 'classification' ? `${m.output.classes}-class classifier (${m.outputs})` : `features model (${m.output.name})`;
+  const known = r.knownArchitecture ? `; recognised as ${r.knownArchitecture}` : '';
+  return `${r.name}: ${what} from ${r.format}${r.kerasVersion ? ` (Keras ${r.kerasVersion})` : ''}, ${m.layers?.length ?? 0} layers, `
+    + `input ${m.input.height}×${m.input.width}×${m.input.channels}, preprocessing ${m.preprocessing}${known}; written to ${r.dir} (${fmtMs(r.timings.totalMs)})`;
 }
 
 /** The JSON form of an import (fetch, import, synth --json). */

@@ -1,4 +1,6 @@
-// Keras .h5 → models/<name>/ (model.onnx + model.weights.bin + labels.json + manifest.json).
+// Keras → models/<name>/ (model.onnx + model.weights.bin + labels.json + manifest.json). `importKerasModel` takes
+// either form: `{file}` — any Keras / TensorFlow.js model, converted from its own config (./keras/import-model.ts)
+// — or `{arch, weightsFile}` — weights of a known architecture in the official layout, below:
 //
 // 1. Read the file's layer structure (names, weight names, shapes; no data yet).
 // 2. Pair file layers with the architecture's weighted layers, as Keras' load_weights would:
@@ -9,13 +11,15 @@
 //    Then every layer's weight count and every shape must match exactly.
 // 3. Read the data, convert (HWIO→OIHW, BN folding, fc1 row permutation), build the graph, and write the folder
 //    through a temporary sibling directory that is renamed into place at the end.
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { ProblemError } from '../util/problem.js';
 import { ARCHITECTURES, getArchitecture } from './architectures/index.js';
 import type { Architecture, KerasLayerSpec, KerasWeights } from './architectures/layers.js';
 import { H5FormatError, type H5LayerInfo, KerasH5Reader } from './keras-h5.js';
 import { type Labels, type Manifest, type Provenance, Labels as LabelsSchema, labelsFromKerasClassIndex, writeManifest, writeModelFiles } from './manifest.js';
+import { type KerasModelImportOptions, type KerasModelImportResult, importKerasFile } from './keras/import-model.js';
+import { LABELS_FILE, MODEL_FILE, WEIGHTS_FILE, modelNameError, placeholderLabels, swapIntoPlace, tempDirFor } from './model-folder.js';
 
 export type ImportErrorKind =
   | 'not-found' | 'not-hdf5' | 'truncated' | 'not-keras' | 'corrupt'
@@ -61,11 +65,8 @@ export interface ImportResult {
   timings: { readMs: number; convertMs: number; writeMs: number; totalMs: number };
 }
 
-export const MODEL_FILE = 'model.onnx';
-export const WEIGHTS_FILE = 'model.weights.bin';
-export const LABELS_FILE = 'labels.json';
-
-const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+export { LABELS_FILE, MODEL_FILE, WEIGHTS_FILE, placeholderLabels, swapIntoPlace, tempDirFor } from './model-folder.js';
+export type { KerasModelImportOptions, KerasModelImportResult } from './keras/import-model.js';
 
 interface MatchPlan {
   includeTop: boolean;
@@ -183,41 +184,22 @@ function readLabelsFile(path: string, classes: number): Labels {
   return labels;
 }
 
-export function placeholderLabels(classes: number): Labels {
-  return Array.from({ length: classes }, (_, i) => ({ label: `class_${i}` }));
-}
-
-
 /**
- * Replaces `<modelsDir>/<name>` with the finished temp folder: rename the old one aside, rename the new one in,
- * delete the old. Readers see the old folder or the new one, never a mix.
+ * The one importer. `{arch, weightsFile}`: weights of a known architecture in the official layout (the
+ * `--arch … --weights …` path: fetch, synth). `{file}`: any Keras / TensorFlow.js model file
+ * (./keras/import-model.ts), a VGG19/InceptionV3 among them recognised as such.
  */
-export function swapIntoPlace(tmpDir: string, target: string): void {
-  if (existsSync(target)) {
-    const old = `${tmpDir}.old`;
-    renameSync(target, old);
-    try {
-      renameSync(tmpDir, target);
-    } catch (e) {
-      renameSync(old, target);
-      throw e;
-    }
-    rmSync(old, { recursive: true, force: true });
-  } else {
-    renameSync(tmpDir, target);
-  }
+export function importKerasModel(opts: ImportOptions): Promise<ImportResult>;
+export function importKerasModel(opts: KerasModelImportOptions): Promise<KerasModelImportResult>;
+export function importKerasModel(opts: ImportOptions | KerasModelImportOptions): Promise<ImportResult | KerasModelImportResult> {
+  return 'file' in opts ? importKerasFile(opts) : importArchitectureWeights(opts);
 }
 
-/** Temp folders are dot-prefixed so the registry never lists them. */
-export function tempDirFor(modelsDir: string, name: string): string {
-  return join(modelsDir, `.tmp-${name}-${process.pid}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`);
-}
-
-export async function importKerasModel(opts: ImportOptions): Promise<ImportResult> {
+/** Official-layout weights of a known architecture → a model folder (matched by name or topologically). */
+export async function importArchitectureWeights(opts: ImportOptions): Promise<ImportResult> {
   const t0 = Date.now();
-  if (!NAME_RE.test(opts.name)) {
-    throw new ImportError('bad-name', `model name '${opts.name}' is invalid: use lowercase letters, digits, '.', '_' or '-' (max 64, starting with a letter or digit)`);
-  }
+  const badName = modelNameError(opts.name);
+  if (badName) throw new ImportError('bad-name', badName);
   let arch: Architecture;
   try {
     arch = getArchitecture(opts.arch);

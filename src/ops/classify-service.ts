@@ -31,6 +31,23 @@ export function weightsInfo(model: ClassifierModel): WeightsInfo {
   };
 }
 
+/**
+ * What the answer's probabilities are, when not a plain softmax: `logits` (the model ends linear; convserve applied
+ * the softmax) or `sigmoid` (a multi-label model: each class's probability on its own, they need not sum to 1).
+ */
+export type OutputsNote = { outputs?: 'logits' | 'sigmoid' };
+
+export function outputsNote(model: ClassifierModel): OutputsNote {
+  const kind = model.manifest.outputs;
+  return kind === 'logits' || kind === 'sigmoid' ? { outputs: kind } : {};
+}
+
+export interface ClassifyAnswer extends OutputsNote {
+  model: string;
+  weights: WeightsInfo;
+  results: (ClassifyResult & { timing_ms: ClassifyResult['timing_ms'] & { decode: number } })[];
+}
+
 export interface ClassifyRequestOptions {
   top?: number;
   resize: ResizeMode;
@@ -54,13 +71,14 @@ export class ClassifyService {
     return this.classifyImages(model.name, images, opts, (performance.now() - t0) / Math.max(1, uploads.length));
   }
 
-  async classifyImages(modelName: string | undefined, images: RawImage[], opts: ClassifyRequestOptions, decodeMs = 0): Promise<{ model: string; weights: WeightsInfo; results: (ClassifyResult & { timing_ms: ClassifyResult['timing_ms'] & { decode: number } })[] }> {
+  async classifyImages(modelName: string | undefined, images: RawImage[], opts: ClassifyRequestOptions, decodeMs = 0): Promise<ClassifyAnswer> {
     const model = await this.models.classifier(modelName ?? this.defaultModel);
     const top = opts.top ?? Math.min(5, model.manifest.output.classes);
     const results = await Promise.all(images.map((img) => this.classifier.classify(model, img, { top, resize: opts.resize, invert: opts.invert })));
     return {
       model: model.name,
       weights: weightsInfo(model),
+      ...outputsNote(model),
       results: results.map((r) => ({ ...r, timing_ms: { decode: Math.round(decodeMs * 100) / 100, ...r.timing_ms } })),
     };
   }

@@ -134,11 +134,25 @@ export class Classifier {
     const preprocessMs = performance.now() - t0;
     const r = await this.batcher(model).submit(input);
     return {
-      predictions: topK(r.probs, opts.top, model.labels),
+      predictions: topK(probabilitiesOf(r.probs, model.manifest.outputs), opts.top, model.labels),
       timing_ms: { preprocess: round(preprocessMs), queue: round(r.queueMs), infer: round(r.inferMs) },
       batch_size: r.batch,
     };
   }
+}
+
+/**
+ * The model's output as class probabilities: `logits` (a linear last layer) get a softmax; `probabilities`
+ * (softmax) and `sigmoid` (independent per-class probabilities of a multi-label model) are already probabilities.
+ */
+export function probabilitiesOf(scores: Float32Array, outputs: Manifest['outputs']): Float32Array {
+  if (outputs !== 'logits') return scores;
+  let max = -Infinity;
+  for (const v of scores) max = Math.max(max, v);
+  const exp = new Float64Array(scores.length);
+  let sum = 0;
+  for (let i = 0; i < scores.length; i++) sum += exp[i] = Math.exp(scores[i]! - max);
+  return Float32Array.from(exp, (e) => e / sum);
 }
 
 /** Indices of the k largest probabilities, descending (ties: lower index first), with their labels. */

@@ -67,12 +67,25 @@ export const ModelInfo = z.object({
 
 export const ModelsResponse = z.object({ models: z.array(ModelInfo) });
 
+/** GET /v1/models/{name}: the catalogue entry plus what an imported model's manifest says about its graph. */
+export const ModelDetailResponse = ModelInfo.extend({
+  outputs: Manifest.shape.outputs.describe('what the output values are: probabilities (softmax), logits (softmax applied when classifying), sigmoid (multi-label), features (a feature map)'),
+  output: Manifest.shape.output.optional(),
+  layers: Manifest.shape.layers.describe('every layer one can fetch by name (DeepDream, style transfer): its Keras name, class and output shape (NHWC, null = batch or open size); present for imported models'),
+  source: Manifest.shape.source.describe('the file an imported model came from: its layout and the Keras version that wrote it'),
+  labels: z.array(z.string()).optional().describe('class labels, in output order (classification models)'),
+}).meta({ id: 'ModelDetail' });
+
 const Prediction = z.object({ index: z.number().int(), wnid: z.string().optional(), label: z.string(), probability: z.number() }).meta({ id: 'Prediction' });
 const Timing = z.object({ decode: z.number(), preprocess: z.number(), queue: z.number(), infer: z.number() });
+
+const OutputsNote = z.enum(['logits', 'sigmoid']).optional()
+  .describe('absent: the model ends with a softmax. logits: it ends linear and convserve applied the softmax. sigmoid: a multi-label model, each probability is its class\'s own (they need not sum to 1)');
 
 export const ClassifySingleResponse = z.object({
   model: z.string(),
   weights: WeightsInfoSchema,
+  outputs: OutputsNote,
   predictions: z.array(Prediction),
   timing_ms: Timing,
   batch_size: z.number().int(),
@@ -80,6 +93,7 @@ export const ClassifySingleResponse = z.object({
 export const ClassifyManyResponse = z.object({
   model: z.string(),
   weights: WeightsInfoSchema,
+  outputs: OutputsNote,
   results: z.array(z.object({ image: z.number().int(), filename: z.string().optional(), predictions: z.array(Prediction), timing_ms: Timing, batch_size: z.number().int() })),
 });
 export const ClassifyResponse = z.union([ClassifySingleResponse, ClassifyManyResponse]);

@@ -59,7 +59,7 @@ export async function startService<N extends CorePart = never>(opts: ServiceOpti
   }
   const defaults = opts.plugins ? [] : await defaultPlugins();
   const needs = [...needsOf(opts.plugins ?? []), ...needsOf(defaults)];
-  const core = opts.core ?? (await createCore(config, rootLogger, { ...optionsFor(needs), warmUp: true, autoFetch: config.autoFetch }));
+  const core = opts.core ?? (await createCore(config, rootLogger, { ...optionsFor(needs), warmUp: true, autoFetch: config.autoFetch, autoInstall: config.autoInstall }));
 
   let ctx: AppContext<N>;
   let bound: BoundPlugin[] = [];

@@ -11,7 +11,7 @@ import { type ServicePlugin, bindPlugin } from '../../src/server/plugin.js';
 import { logger } from '../../src/util/logger.js';
 
 export function testConfig(overrides: Partial<Config> = {}): Config {
-  return loadConfig({}, { port: 0, host: '127.0.0.1', autoFetch: false, ...overrides });
+  return loadConfig({}, { port: 0, host: '127.0.0.1', autoFetch: false, autoInstall: false, ...overrides });
 }
 
 /** The context of an app on a core without engine and jobs (the built-in routes: health, filter). */

@@ -18,7 +18,7 @@ export interface ServerProcess {
 
 export async function startServerProcess(env: Record<string, string> = {}, timeoutMs = 60_000): Promise<ServerProcess> {
   const child = spawn(process.execPath, [CLI, 'serve'], {
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', CONVSERVE_AUTO_FETCH: 'false', NODE_TEST_CONTEXT: '', CONVSERVE_DATA_DIR: mkdtempSync(join(tmpdir(), 'convserve-data-')), ...env },
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', CONVSERVE_AUTO_FETCH: 'false', CONVSERVE_AUTO_INSTALL: 'false', NODE_TEST_CONTEXT: '', CONVSERVE_DATA_DIR: mkdtempSync(join(tmpdir(), 'convserve-data-')), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: string[] = [];

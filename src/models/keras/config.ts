@@ -10,12 +10,12 @@
 // Node indices: in both dialects a reference to a nested *Functional* model counts that model's own internal node
 // as node 0, so its first external call is node 1 (Keras 2 and tfjs do the same for a nested Sequential, Keras 3
 // does not). KTensorRef.node here is always the 0-based index into the referenced layer's `inbound` list.
-import { ProblemError } from '../../util/problem.js';
+import { KerasImportError } from './errors.js';
 import type { KLayer, KModel, KTensorRef } from './ir.js';
 
 /** A config that cannot be read as a Keras model: 422 `keras-import-bad-config`. */
-export function badConfig(detail: string): ProblemError {
-  return new ProblemError(422, 'keras-import-bad-config', 'Cannot import Keras model', detail, { kind: 'bad-config' });
+export function badConfig(detail: string): KerasImportError {
+  return new KerasImportError('bad-config', detail);
 }
 
 type Json = Record<string, unknown>;

@@ -21,11 +21,28 @@ export type KerasImportErrorKind =
   /** The shards' total size differs from what the manifest's weights need. */
   | 'shard-size'
   /** The file's weights cannot be attributed to the layers of its own config (unknown group, wrong variable count). */
-  | 'weights-layout';
+  | 'weights-layout'
+  /** A layer class or option the converter does not implement (Lambda, custom layers carry Python code). */
+  | 'unsupported-layer'
+  /** Config and weights disagree: a weighted layer without its weights, weights of no layer, a wrong shape. */
+  | 'mismatch'
+  /** The model's input is not one image: several inputs, an unknown channel count, a rank other than 3 or 4. */
+  | 'unsupported-input'
+  /** The input size: unknown and no --input-size given, or --input-size given for a model whose size is fixed. */
+  | 'input-size'
+  /** The labels file is unreadable, or its count differs from the model's classes. */
+  | 'bad-labels'
+  /** The --preprocess spec is not one convserve knows, or does not fit the model's input channels. */
+  | 'bad-preprocessing'
+  /** The model name breaks the folder-name rule. */
+  | 'bad-name'
+  /** A model folder of that name exists already. */
+  | 'name-clash';
 
 export class KerasImportError extends ProblemError {
-  constructor(readonly kind: KerasImportErrorKind, detail: string, readonly file?: string) {
-    super(422, `keras-import-${kind}`, 'Cannot import Keras model', detail, { kind, ...(file ? { file } : {}) });
+  /** `info`: extension members of the problem body (the layer, its class, expected/found shapes…). */
+  constructor(readonly kind: KerasImportErrorKind, detail: string, readonly file?: string, info: Record<string, unknown> = {}) {
+    super(422, `keras-import-${kind}`, 'Cannot import Keras model', detail, { kind, ...(file ? { file } : {}), ...info });
     this.name = 'KerasImportError';
   }
 }

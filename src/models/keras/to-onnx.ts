@@ -8,8 +8,8 @@
 // A BatchNormalization directly after a linear Conv2D/DepthwiseConv2D is folded into it: the convolution's value
 // then carries the BatchNormalization's name and the conv itself is listed with `foldedInto`.
 import { GraphBuilder } from '../../onnx/builder.js';
-import { ProblemError } from '../../util/problem.js';
 import { badConfig } from './config.js';
+import { KerasImportError } from './errors.js';
 import type { KLayer, KModel, KTensorRef, KerasImport } from './ir.js';
 import { activationName } from './layers/activations.js';
 import { type ConvertOptions, EmitContext, type KTensor, type Shape, mismatch, unsupported } from './layers/context.js';
@@ -43,8 +43,8 @@ export interface KerasOnnx {
 
 const INPUT = 'input';
 
-function unsupportedInput(detail: string): ProblemError {
-  return new ProblemError(422, 'keras-import-unsupported-input', 'Cannot import Keras model', detail, { kind: 'unsupported-input' });
+function unsupportedInput(detail: string): KerasImportError {
+  return new KerasImportError('unsupported-input', detail);
 }
 
 const isModelLayer = (l: KLayer) => l.model !== undefined;
@@ -228,7 +228,7 @@ function outputKindOf(model: KModel, ref: KTensorRef, rank: number): OutputKind 
 }
 
 /**
- * Converts an imported Keras model to ONNX. Throws 422 ProblemErrors: `keras-import-unsupported-layer` (a class or
+ * Converts an imported Keras model to ONNX. Throws 422 KerasImportErrors: `keras-import-unsupported-layer` (a class or
  * option with no conversion, naming the layer), `keras-import-mismatch` (weights missing, extra or of the wrong
  * shape), `keras-import-bad-config`, `keras-import-unsupported-input`.
  */

@@ -29,9 +29,9 @@ export function classifyRoutes(r: ApiRouter, ctx: AppContext<'classify'>): void 
     const names = req.images!.map((f) => f.filename);
     if (out.results.length === 1) {
       const [one] = out.results;
-      res.json({ model: out.model, weights: out.weights, predictions: one!.predictions, timing_ms: one!.timing_ms, batch_size: one!.batch_size } satisfies z.input<typeof ClassifyResponse>);
+      res.json({ model: out.model, weights: out.weights, ...(out.outputs ? { outputs: out.outputs } : {}), predictions: one!.predictions, timing_ms: one!.timing_ms, batch_size: one!.batch_size } satisfies z.input<typeof ClassifyResponse>);
     } else {
-      res.json({ model: out.model, weights: out.weights, results: out.results.map((x, i) => ({ image: i, filename: names[i], ...x })) } satisfies z.input<typeof ClassifyResponse>);
+      res.json({ model: out.model, weights: out.weights, ...(out.outputs ? { outputs: out.outputs } : {}), results: out.results.map((x, i) => ({ image: i, filename: names[i], ...x })) } satisfies z.input<typeof ClassifyResponse>);
     }
   });
 }

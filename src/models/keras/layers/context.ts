@@ -6,7 +6,7 @@
 // where an operation is defined on the Keras order (Flatten, Reshape).
 import type { GraphBuilder } from '../../../onnx/builder.js';
 import type { AttrValue } from '../../../onnx/proto.js';
-import { ProblemError } from '../../../util/problem.js';
+import { KerasImportError } from '../errors.js';
 import type { KLayer, KWeight } from '../ir.js';
 
 /** Keras-order shape including the batch axis; null = unknown. */
@@ -30,17 +30,16 @@ export interface ConvertOptions {
 }
 
 /** A layer class or option the converter does not implement: 422 `keras-import-unsupported-layer`. */
-export function unsupported(layer: KLayer, why?: string): ProblemError {
+export function unsupported(layer: KLayer, why?: string): KerasImportError {
   const detail = why
     ? `layer '${layer.name}' (${layer.className}): ${why}`
     : `layer '${layer.name}' has class ${layer.className}, which convserve cannot convert (custom and Lambda layers carry Python code)`;
-  return new ProblemError(422, 'keras-import-unsupported-layer', 'Cannot import Keras model', detail,
-    { kind: 'unsupported-layer', layer: layer.name, class_name: layer.className });
+  return new KerasImportError('unsupported-layer', detail, undefined, { layer: layer.name, class_name: layer.className });
 }
 
 /** Config and weights disagree (missing, extra or wrongly shaped weights): 422 `keras-import-mismatch`. */
-export function mismatch(detail: string, info: Record<string, unknown> = {}): ProblemError {
-  return new ProblemError(422, 'keras-import-mismatch', 'Cannot import Keras model', detail, { kind: 'mismatch', ...info });
+export function mismatch(detail: string, info: Record<string, unknown> = {}): KerasImportError {
+  return new KerasImportError('mismatch', detail, undefined, info);
 }
 
 export interface WeightSpec {
