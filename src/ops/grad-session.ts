@@ -1,8 +1,8 @@
 // Shared plumbing of the gradient ops (DeepDream, style transfer): decode an installed model.onnx, let the op
 // add its loss nodes with GraphBuilder, differentiate with the autodiff (gradientModel, wrt the image input),
 // inline ("materialise") the external-data initializers the result still needs from model.weights.bin, and
-// load the self-contained bytes into the engine once per (model, variant). Input H×W stays symbolic, so one
-// session serves every image size.
+// load the self-contained model into the engine's session cache once per (model, variant), built in a worker
+// thread. Input H×W stays symbolic, so one session serves every image size.
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import type { Engine, RunResult, WireTensor } from '../engine/engine.js';
@@ -11,6 +11,7 @@ import { gradientModel, pruneUnused } from '../onnx/autodiff.js';
 import { GraphBuilder } from '../onnx/builder.js';
 import { type ModelProto, type TensorProto, decodeModel, encodeModel, onnx } from '../onnx/proto.js';
 import { unavailable, badRequest } from '../util/problem.js';
+import { startWorker } from '../util/worker-url.js';
 
 /** Name of the image input of every architecture graph (NCHW, symbolic N/H/W). */
 export const IMAGE_INPUT = 'input';
@@ -82,22 +83,48 @@ export function buildForwardModel(modelPath: string, addOutputs: (b: GraphBuilde
   return encodeModel({ ...model, graph: { ...graph, valueInfo: [] } });
 }
 
-const sessionCache = new WeakMap<Engine, Map<string, Promise<string>>>();
+/** What a cached session is built from: serialisable, so the build runs in a worker thread. */
+export type GraphRecipe =
+  | { kind: 'dream-gradient'; layers: string[]; crop: number }
+  | { kind: 'style-gradient'; recipe: string }
+  | { kind: 'style-targets'; recipe: string };
 
-/** Loads `make()`'s bytes into the engine under `key` once (concurrent callers share the load). */
-export function ensureSession(engine: Engine, key: string, make: () => Uint8Array): Promise<string> {
-  let m = sessionCache.get(engine);
-  if (!m) { m = new Map(); sessionCache.set(engine, m); }
-  let p = m.get(key);
-  if (!p) {
-    p = (async () => {
-      if (!engine.has(key)) await engine.load(key, { bytes: make() });
-      return key;
-    })();
-    p.catch(() => m!.delete(key));
-    m.set(key, p);
-  }
-  return p;
+export interface GraphSpec {
+  modelPath: string;
+  recipe: GraphRecipe;
+}
+
+/** The build worker's one reply. */
+export type GraphBuildReply = { ok: true; ms: number } | { ok: false; message: string };
+
+/**
+ * Loads the session `spec` describes into the engine under `key` once (concurrent callers share the build),
+ * through the engine's bounded session cache: released from the workers when idle, evicted when the cache is
+ * full. Callers ask again before each use (a job: before each step), which also marks the entry as in use.
+ */
+export function ensureSession(engine: Engine, key: string, spec: GraphSpec): Promise<string> {
+  return engine.cache.ensure(key, (file) => buildGraphFile(spec, file));
+}
+
+/**
+ * Builds `spec` into the .onnx file `file` in a worker thread: decoding, differentiating and encoding a graph
+ * is 1–2.5 s of synchronous JS per graph (InceptionV3 dream, VGG19 style), which would stall every request on
+ * the HTTP thread. The worker exits after one build, giving its protobuf garbage back.
+ */
+export function buildGraphFile(spec: GraphSpec, file: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const worker = startWorker(import.meta.url, 'graph-build-worker', { workerData: { spec, file } });
+    let settled = false;
+    const settle = (error?: Error) => {
+      if (settled) return;
+      settled = true;
+      if (error) reject(error);
+      else resolve();
+    };
+    worker.once('message', (m: GraphBuildReply) => settle(m.ok ? undefined : new Error(m.message)));
+    worker.once('error', (e) => settle(e));
+    worker.once('exit', (code) => settle(new Error(`the graph build worker exited (code ${code}) before answering`)));
+  });
 }
 
 export interface GradServices {

@@ -19,7 +19,7 @@
 import type { Engine } from '../engine/engine.js';
 import type { GraphBuilder } from '../onnx/builder.js';
 import {
-  IMAGE_GRAD, IMAGE_INPUT, buildForwardModel, buildGradientModel, ensureSession, scalarTensor, wire,
+  IMAGE_GRAD, IMAGE_INPUT, ensureSession, scalarTensor, wire,
 } from './grad-session.js';
 import type { Chw } from '../image/chw.js';
 import type { WireTensor } from '../engine/engine.js';
@@ -122,8 +122,8 @@ export interface StyleSessions { grad: string; targets: string }
 export async function styleSessions(engine: Engine, modelPath: string, stamp: string, recipe: StyleRecipe): Promise<StyleSessions> {
   const base = `style:${stamp}:${recipe}`;
   const [grad, targets] = await Promise.all([
-    ensureSession(engine, `grad:${base}`, () => buildGradientModel(modelPath, (b) => addStyleLoss(b, recipe))),
-    ensureSession(engine, `fwd:${base}`, () => buildForwardModel(modelPath, (b) => addTargetOutputs(b, recipe))),
+    ensureSession(engine, `grad:${base}`, { modelPath, recipe: { kind: 'style-gradient', recipe } }),
+    ensureSession(engine, `fwd:${base}`, { modelPath, recipe: { kind: 'style-targets', recipe } }),
   ]);
   return { grad, targets };
 }
@@ -206,8 +206,8 @@ export async function evaluateStyle(engine: Engine, key: string, x: Float32Array
     tv_weight: scalarTensor(wts.tv),
   };
   t.grams.forEach((g, i) => { feeds[`style_target_${i}`] = wire(g.data, g.dims); });
-  signal?.throwIfAborted(); // not passed to engine.run: see engineTileRunner in dream.ts
-  const r = await engine.run(key, feeds, { priority: 'job', fetches: ['loss', 'content_loss', 'style_loss', 'tv_loss', IMAGE_GRAD] });
+  signal?.throwIfAborted();
+  const r = await engine.run(key, feeds, { priority: 'job', fetches: ['loss', 'content_loss', 'style_loss', 'tv_loss', IMAGE_GRAD], signal });
   const v = (n: string) => Number(r.outputs[n]!.data[0]);
   return { loss: v('loss'), content: v('content_loss'), style: v('style_loss'), tv: v('tv_loss'), grad: r.outputs[IMAGE_GRAD]!.data };
 }

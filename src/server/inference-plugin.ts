@@ -4,6 +4,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import { Engine } from '../engine/engine.js';
+import { engineOptions } from '../engine/options.js';
 import { EngineModelProvider } from '../models/provider.js';
 import { KNOWN_MODELS } from '../models/official.js';
 import { ModelRegistry } from '../models/registry.js';
@@ -36,7 +37,7 @@ export function inferenceServices(ctx: AppContext): InferenceServices {
 /** Registry + engine + provider + classifier, wired together (the server and the CLI use the same). */
 export function createInferenceServices(config: Config, logger: Logger): InferenceServices {
   const registry = new ModelRegistry({ modelsDir: config.modelsDir });
-  const engine = new Engine({ workers: config.engineWorkers, threads: config.engineThreads, taskTimeoutMs: config.inferTimeoutMs, logger });
+  const engine = new Engine(engineOptions(config, logger));
   const models = new EngineModelProvider(registry, engine, logger);
   const classifier = new Classifier(engine, { maxBatch: config.maxBatch, batchWaitMs: config.batchWaitMs }, config.engineWorkers);
   const classify = new ClassifyService(models, classifier, config.defaultModel);

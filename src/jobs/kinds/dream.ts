@@ -108,7 +108,7 @@ export default defineJobKind<DreamParams, State>({
   async step(state, ctx) {
     const p = ctx.params;
     const { key, engine } = await session(ctx, p);
-    const next = await dreamStep(state, state.original, state.settings, ctx.step, engineTileRunner(engine, key, p.layers.map((l) => l.coeff), ctx.signal));
+    const next = await dreamStep(state, state.original, state.settings, ctx.step, engineTileRunner(engine, key, p.layers, ctx.signal));
     return { ...next, original: state.original, settings: state.settings };
   },
   metrics: (s): Record<string, number> => (Number.isFinite(s.loss) ? { loss: s.loss, octave: s.octave + 1, tiles: s.tiles } : {}),
