@@ -11,6 +11,7 @@ export function engineOptions(config: Config, logger: Logger): EngineOptions {
     logger,
     interactiveQueue: config.engineQueue,
     interactiveDeadlineMs: config.interactiveDeadlineMs,
+    memArena: config.engineArena,
     recycleIdleMs: config.sessionRecycleMs,
     cache: {
       maxEntries: config.gradSessions,

@@ -1,17 +1,19 @@
 // Shared plumbing of the gradient ops (DeepDream, style transfer): decode an installed model.onnx, let the op
 // add its loss nodes with GraphBuilder, differentiate with the autodiff (gradientModel, wrt the image input),
 // inline ("materialise") the external-data initializers the result still needs from model.weights.bin, and
-// load the self-contained model into the engine's session cache once per (model, variant), built in a worker
-// thread. Input H×W stays symbolic, so one session serves every image size.
+// load the self-contained model into the engine's session cache once per (model, variant), built in a child
+// process. Input H×W stays symbolic, so one session serves every image size.
+import { fork } from 'node:child_process';
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Engine, RunResult, WireTensor } from '../engine/engine.js';
 import type { ModelEntry, ModelRegistry } from '../models/registry.js';
 import { gradientModel, pruneUnused } from '../onnx/autodiff.js';
 import { GraphBuilder } from '../onnx/builder.js';
 import { type ModelProto, type TensorProto, decodeModel, encodeModel, onnx } from '../onnx/proto.js';
 import { unavailable, badRequest } from '../util/problem.js';
-import { startWorker } from '../util/worker-url.js';
+import { isRunningTypeScript } from '../util/worker-url.js';
 
 /** Name of the image input of every architecture graph (NCHW, symbolic N/H/W). */
 export const IMAGE_INPUT = 'input';
@@ -83,7 +85,7 @@ export function buildForwardModel(modelPath: string, addOutputs: (b: GraphBuilde
   return encodeModel({ ...model, graph: { ...graph, valueInfo: [] } });
 }
 
-/** What a cached session is built from: serialisable, so the build runs in a worker thread. */
+/** What a cached session is built from: serialisable, so the build runs in a child process. */
 export type GraphRecipe =
   | { kind: 'dream-gradient'; layers: string[]; crop: number }
   | { kind: 'style-gradient'; recipe: string }
@@ -94,9 +96,6 @@ export interface GraphSpec {
   recipe: GraphRecipe;
 }
 
-/** The build worker's one reply. */
-export type GraphBuildReply = { ok: true; ms: number } | { ok: false; message: string };
-
 /**
  * Loads the session `spec` describes into the engine under `key` once (concurrent callers share the build),
  * through the engine's bounded session cache: released from the workers when idle, evicted when the cache is
@@ -106,14 +105,20 @@ export function ensureSession(engine: Engine, key: string, spec: GraphSpec): Pro
   return engine.cache.ensure(key, (file) => buildGraphFile(spec, file));
 }
 
+export interface GraphBuildRequest { spec: GraphSpec; file: string }
+export type GraphBuildReply = { ok: true; ms: number } | { ok: false; message: string };
+
 /**
- * Builds `spec` into the .onnx file `file` in a worker thread: decoding, differentiating and encoding a graph
- * is 1–2.5 s of synchronous JS per graph (InceptionV3 dream, VGG19 style), which would stall every request on
- * the HTTP thread. The worker exits after one build, giving its protobuf garbage back.
+ * Builds `spec` into the .onnx file `file` in a child process: decoding, differentiating and encoding a graph
+ * is 1–2.5 s of synchronous JS per graph (InceptionV3 dream, VGG19 style) that would stall every request on
+ * the HTTP thread, and its hundreds of MB of garbage would stay in the server's heap (see graph-build-task.ts).
  */
 export function buildGraphFile(spec: GraphSpec, file: string): Promise<void> {
+  const entry = fileURLToPath(new URL(`./graph-build-task.${isRunningTypeScript(import.meta.url) ? 'ts' : 'js'}`, import.meta.url));
+  // The parent's exec arguments carry the TypeScript loader under tsx; test-runner and inspector flags stay here.
+  const execArgv = process.execArgv.filter((a) => !/^--(test|inspect|watch|experimental-test)/.test(a));
+  const child = fork(entry, [], { execArgv, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   return new Promise((resolve, reject) => {
-    const worker = startWorker(import.meta.url, 'graph-build-worker', { workerData: { spec, file } });
     let settled = false;
     const settle = (error?: Error) => {
       if (settled) return;
@@ -121,9 +126,10 @@ export function buildGraphFile(spec: GraphSpec, file: string): Promise<void> {
       if (error) reject(error);
       else resolve();
     };
-    worker.once('message', (m: GraphBuildReply) => settle(m.ok ? undefined : new Error(m.message)));
-    worker.once('error', (e) => settle(e));
-    worker.once('exit', (code) => settle(new Error(`the graph build worker exited (code ${code}) before answering`)));
+    child.once('message', (m: GraphBuildReply) => settle(m.ok ? undefined : new Error(m.message)));
+    child.once('error', (e) => settle(e));
+    child.once('exit', (code, signal) => settle(new Error(`the graph build process exited (${signal ?? `code ${code}`}) before answering`)));
+    child.send({ spec, file } satisfies GraphBuildRequest);
   });
 }
 
