@@ -7,7 +7,8 @@
 // Needs VGG19 and InceptionV3 in CONVSERVE_MODELS_DIR (offline: `convserve models synth vgg19` and
 // `convserve models synth inception_v3`). Load: `--classify` clients POSTing a 1-megapixel JPEG to
 // /v1/classify (alternating vgg19 / inception_v3, so both batch), `--filter` clients POSTing a 640×480 JPEG to
-// /v1/filter, while one style job (`--style-size` px) runs; a still-running job is cancelled when the load ends.
+// /v1/filter, while one style job (`--style-size` px) runs (the load starts at its first step); a still-running
+// job is cancelled when the load ends.
 // Every CONVSERVE_* variable of this environment reaches the server (compare settings that way). Prints a
 // timeline on stderr and one JSON line on stdout.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -57,16 +58,23 @@ try {
   const job = await fetch(`${url}/v1/style?size=${values['style-size']}&iterations=1000&recipe=gatys&preview_every=0`, { method: 'POST', body: form({ content: small, style: styleImg }) });
   if (job.status !== 202) throw new Error(`style job refused: ${job.status} ${await job.text()}`);
   const jobId = ((await job.json()) as { id: string }).id;
+  // The load starts once the job is stepping (its sessions built and loaded), so it really runs alongside.
+  const jobState = async () => (await (await fetch(`${url}/v1/jobs/${jobId}`)).json()) as { status: string; progress?: { step?: number } };
+  const t0 = Date.now();
+  for (let s = await jobState(); (s.progress?.step ?? 0) < 1 && !['succeeded', 'failed', 'cancelled'].includes(s.status); s = await jobState()) await sleep(250);
+  log(`style job stepping after ${((Date.now() - t0) / 1000).toFixed(1)} s (graph builds + session loads)`);
 
   const statuses = new Map<string, number>();
-  const count = (route: string, status: number) => statuses.set(`${route} ${status}`, (statuses.get(`${route} ${status}`) ?? 0) + 1);
+  const count = (label: string) => statuses.set(label, (statuses.get(label) ?? 0) + 1);
   const end = Date.now() + loadMs;
   const client = async (route: string, i: number) => {
     for (let n = 0; Date.now() < end; n++) {
       const target = route === 'classify' ? `/v1/classify?model=${(i + n) % 2 ? 'inception_v3' : 'vgg19'}` : '/v1/filter?kernel=edge-3&format=jpeg';
       const res = await fetch(`${url}${target}`, { method: 'POST', body: form({ image: route === 'classify' ? photo : small }) }).catch(() => undefined);
-      count(route, res?.status ?? 0);
-      await res?.arrayBuffer();
+      // Refusals are counted with their problem type (e.g. "classify 503 deadline-exceeded").
+      const body = res ? Buffer.from(await res.arrayBuffer()) : undefined;
+      const slug = res && !res.ok ? /problems\/([a-z-]+)/.exec(body!.toString('utf8', 0, 300))?.[1] : undefined;
+      count(`${route} ${res?.status ?? 'network-error'}${slug ? ` ${slug}` : ''}`);
     }
   };
   let peak = rssIdle;
@@ -75,7 +83,7 @@ try {
     ...Array.from({ length: Number(values.classify) }, (_, i) => client('classify', i)),
     ...Array.from({ length: Number(values.filter) }, (_, i) => client('filter', i)),
   ]);
-  const jobView = (await (await fetch(`${url}/v1/jobs/${jobId}`)).json()) as { status: string; progress?: { step?: number } };
+  const jobView = await jobState();
   if (!['succeeded', 'failed', 'cancelled'].includes(jobView.status)) await fetch(`${url}/v1/jobs/${jobId}`, { method: 'DELETE' });
   await sleep(500);
   clearInterval(sampler);
