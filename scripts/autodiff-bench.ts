@@ -1,14 +1,17 @@
 // Scratch micro-benchmark (not a test; run by hand): VGG19 conv1_1…relu5_1 with random He weights + 5 Gram
-// style losses at 512×512 (or SIZE env), forward-only vs forward+loss+input-gradient, flipped-weight Conv vs
-// ConvTranspose backward. Optionally InceptionV3 dream loss (mixed4..7) if BENCH_INCEPTION=1.
-//   node --import tsx scripts/autodiff-bench.ts
+// style losses at 512×512 (or SIZE env), forward-only vs forward+loss+input-gradient, and the backward
+// variants side by side in ROUNDS alternating rounds (A/B/A/B: fair on a busy machine; compare the CPU
+// column): flipped-weight Conv vs ConvTranspose, block-mask vs ScatterElements max-pool backward.
+// Optionally InceptionV3 dream loss (mixed4..7) if BENCH_INCEPTION=1.
+//   SIZE=256 RUNS=3 ROUNDS=2 node --import tsx scripts/autodiff-bench.ts
 import * as ort from 'onnxruntime-node';
 import { gradientGraph } from '../src/onnx/autodiff.js';
 import { GraphBuilder } from '../src/onnx/builder.js';
-import { randn } from './autodiff-util.js';
+import { randn } from '../test/autodiff-util.js';
 
 const SIZE = Number(process.env.SIZE ?? 512);
 const RUNS = Number(process.env.RUNS ?? 3);
+const ROUNDS = Number(process.env.ROUNDS ?? 1);
 const OPTS: ort.InferenceSession.SessionOptions = { logSeverityLevel: 3, extra: { session: { intra_op: { allow_spinning: '0' } } } };
 
 function vgg(): { b: GraphBuilder; grams: { name: string; c: number }[] } {
@@ -63,16 +66,23 @@ let s = await ort.InferenceSession.create(fwd, OPTS);
 console.log(`VGG19→relu5_1 + 5 Gram losses at ${SIZE}×${SIZE}, ${RUNS} runs, median ms`);
 console.log('forward + loss:', med(await time(s, feeds, ['style'])));
 await s.release();
-for (const mode of ['flipped', 'transpose'] as const) {
-  const t0 = performance.now();
-  const g = gradientGraph(fwd, { loss: 'style', wrt: ['x'], convBackward: mode });
-  const build = performance.now() - t0;
-  const t1 = performance.now();
-  s = await ort.InferenceSession.create(g, OPTS);
-  const create = performance.now() - t1;
-  const ts = await time(s, feeds, ['loss', 'x_grad']);
-  console.log(`fwd + loss + x_grad (${mode}): ${med(ts)} ms [${ts.map((v) => v.toFixed(0)).join(', ')}]; gradientGraph ${build.toFixed(0)} ms, session create ${create.toFixed(0)} ms`);
-  await s.release();
+const VARIANTS = [
+  { name: 'flipped Conv, block-mask max-pool (default)', options: {} },
+  { name: 'flipped Conv, ScatterElements max-pool', options: { maxPoolBackward: 'scatter' } },
+  { name: 'ConvTranspose, ScatterElements max-pool', options: { convBackward: 'transpose', maxPoolBackward: 'scatter' } },
+] as const;
+for (let round = 0; round < ROUNDS; round++) {
+  for (const v of VARIANTS) {
+    const t0 = performance.now();
+    const g = gradientGraph(fwd, { loss: 'style', wrt: ['x'], ...v.options });
+    const build = performance.now() - t0;
+    const t1 = performance.now();
+    s = await ort.InferenceSession.create(g, OPTS);
+    const create = performance.now() - t1;
+    const ts = await time(s, feeds, ['loss', 'x_grad']);
+    console.log(`fwd + loss + x_grad (${v.name}): ${med(ts)} ms [${ts.map((t) => t.toFixed(0)).join(', ')}]; gradientGraph ${build.toFixed(0)} ms, session create ${create.toFixed(0)} ms`);
+    await s.release();
+  }
 }
 
 if (process.env.BENCH_INCEPTION === '1') {
@@ -83,8 +93,6 @@ if (process.env.BENCH_INCEPTION === '1') {
   const coeff = [1.0, 1.5, 2.0, 2.5];
   const ib = arch.build(arch.toOnnxWeights(synthesizeKerasWeights(arch)), { includeTop: false, outputs: layers });
   ib.outputs.length = 0;
-  const big = 2 ** 31 - 1;
-  void big;
   const terms = layers.map((l, i) => {
     const crop = ib.node('Slice', [l, ib.ints([2, 2]), ib.ints([-2, -2]), ib.ints([2, 3])]);
     const ss = ib.node('ReduceSumSquare', [crop], { keepdims: 0 });

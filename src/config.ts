@@ -55,6 +55,13 @@ export const SETTINGS = {
   jobWallClockMs: setting('CONVSERVE_JOB_MAX_MS', 30 * 60_000, int(1), 'Wall-clock limit of one job (fails cleanly when exceeded); kinds may set lower ones.'),
   maxJobPixels: setting('CONVSERVE_MAX_JOB_PIXELS', 1_048_576, int(1), 'Largest working image of a dream/style job (width × height).'),
   maxJobIterations: setting('CONVSERVE_MAX_JOB_ITERATIONS', 2000, int(1), 'Most iterations one dream/style job may ask for.'),
+  redisUrl: setting('CONVSERVE_REDIS_URL', '', z.string().regex(/^(rediss?:\/\/.+)?$/, 'a redis:// or rediss:// URL'), 'Distributed mode: jobs are queued in Redis (BullMQ) and run by `convserve worker` processes sharing CONVSERVE_DATA_DIR. Empty = embedded mode (jobs run in the server process).'),
+  redisPrefix: setting('CONVSERVE_REDIS_PREFIX', 'convserve', z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . -'), 'Prefix of every Redis key and channel convserve uses (several deployments can share one Redis).'),
+  workerConcurrency: setting('CONVSERVE_WORKER_CONCURRENCY', 1, int(1, 64), 'Jobs one worker process runs at once (`convserve worker --concurrency` overrides); ≈ cores / ORT threads per job.'),
+  workerLockMs: setting('CONVSERVE_WORKER_LOCK_MS', 30_000, int(1000), 'BullMQ lockDuration: a worker renews its lock on a running job every half of this; a job whose lock expired (its worker died) is handed to another worker, which resumes it from its checkpoint.'),
+  workerStalledCheckMs: setting('CONVSERVE_WORKER_STALLED_MS', 30_000, int(500), 'BullMQ stalledInterval: how often workers look for jobs whose lock expired.'),
+  serveWorker: setting('CONVSERVE_SERVE_WORKER', false, bool, 'Distributed mode: the API process also runs job steps (same as `convserve serve --worker`).'),
+  explainMaxPasses: setting('CONVSERVE_EXPLAIN_MAX_PASSES', 256, int(1, 1_000_000), 'Most gradient passes one explanation may take (integrated-gradients steps × SmoothGrad samples); more answers 422, suggesting a job.'),
 } as const;
 
 type Settings = typeof SETTINGS;

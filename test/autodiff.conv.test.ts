@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import type { GraphBuilder } from '../src/onnx/builder.js';
+import { decodeModel } from '../src/onnx/proto.js';
 import {
   type OpCase, fdGrad, hwio, prepare, prod, randn, relErr, tf, tfCpu, tfGrads, toNCHW, toNHWC,
 } from './autodiff-util.js';
@@ -84,22 +85,46 @@ describe('autodiff: Conv', () => {
   }
 });
 
-describe('autodiff: MaxPool (ScatterElements add)', () => {
-  const cases: { name: string; k: number; s: number; attrs: Record<string, unknown>; tfPad: 'valid' | 'same' | number }[] = [
-    { name: '2×2 s2', k: 2, s: 2, attrs: {}, tfPad: 'valid' },
+describe('autodiff: MaxPool (block mask for k×k/k, ScatterElements add otherwise)', () => {
+  const cases: { name: string; k: number; s: number; attrs: Record<string, unknown>; tfPad: 'valid' | 'same' | number; ties?: boolean; options?: OpCase['options'] }[] = [
+    { name: '2×2 s2 (SpaceToDepth mask, no Indices)', k: 2, s: 2, attrs: {}, tfPad: 'valid' },
+    { name: '2×2 s2 with many ties (first max gets the gradient, like TF)', k: 2, s: 2, attrs: {}, tfPad: 'valid', ties: true },
+    { name: '3×3 s3 with ties (block mask)', k: 3, s: 3, attrs: {}, tfPad: 'valid', ties: true },
+    { name: '2×2 s2 with ties via ScatterElements (maxPoolBackward: scatter)', k: 2, s: 2, attrs: {}, tfPad: 'valid', ties: true, options: { maxPoolBackward: 'scatter' } },
     { name: '3×3 s2 valid (overlapping windows)', k: 3, s: 2, attrs: {}, tfPad: 'valid' },
     { name: '3×3 s2 SAME_UPPER', k: 3, s: 2, attrs: { auto_pad: 'SAME_UPPER' }, tfPad: 'same' },
     { name: '3×3 s1 pads 1', k: 3, s: 1, attrs: { pads: [1, 1, 1, 1] }, tfPad: 1 },
   ];
+  it('Relu → 2×2 s2 (many zero windows): the Relu mask is applied once, at the pooled size', async () => {
+    const p = await prepare({
+      inputs: [{ name: 'x', dims: ['N', 3, 'H', 'W'] }],
+      build: (b, [x]) => b.node('MaxPool', [b.node('Relu', [x!])], { kernel_shape: [2, 2], strides: [2, 2] }),
+    });
+    const greater = decodeModel(p.gradModel).graph!.node!.filter((n) => n.opType === 'Greater');
+    assert.equal(greater.length, 1, 'one Greater (pooled size), no full-size Relu mask');
+    for (const [h, w] of [...SIZES, [17, 17] as [number, number]]) {
+      const dims = [2, 3, h, w];
+      const x = randn(prod(dims), h * 37 + w, 1, -0.6).map((v) => Math.round(v * 2) / 2); // mostly ≤ 0, ties
+      const r = await p.run({ x: { data: x, dims } }, 9);
+      const o = tfGrads((xx) => toNCHW(tf.maxPool(toNHWC(tf.relu(xx)), 2, 2, 'valid')), [{ data: x, dims }], r.G, r.y.dims as number[]);
+      const e = relErr(r.grads.x!, o.grads[0]!);
+      assert.ok(e < TOL, `at ${h}×${w}: rel. error ${e}`);
+    }
+  });
   for (const c of cases) {
     it(c.name, async () => {
       const p = await prepare({
         inputs: [{ name: 'x', dims: ['N', 3, 'H', 'W'] }],
+        options: c.options,
         build: (b, [x]) => b.node('MaxPool', [x!], { kernel_shape: [c.k, c.k], strides: [c.s, c.s], ...(c.attrs as Record<string, string>) }),
       });
+      const ops = new Set(decodeModel(p.gradModel).graph!.node!.map((n) => n.opType));
+      const block = c.k === c.s && !c.options;
+      assert.equal(ops.has('ScatterElements'), !block, 'ScatterElements only for pools that are not k×k/k');
       for (const [h, w] of [...SIZES, [17, 17] as [number, number]]) {
         const dims = [2, 3, h, w];
-        const x = randn(prod(dims), h * 31 + w);
+        // Ties: values on a coarse grid, a quarter of them clamped to 0 (as after a ReLU).
+        const x = randn(prod(dims), h * 31 + w).map((v) => (c.ties ? Math.max(Math.round(v * 2) / 2, 0) : v));
         const r = await p.run({ x: { data: x, dims } }, 9);
         const o = tfGrads((xx) => toNCHW(tf.maxPool(toNHWC(xx), c.k, c.s, c.tfPad)), [{ data: x, dims }], r.G, r.y.dims as number[]);
         assert.ok(relErr(r.y.data as Float32Array, o.y) < TOL, `forward ${h}×${w}`);

@@ -44,6 +44,14 @@ const cases: Case[] = [
   unary('LogSoftmax axis −1', 'LogSoftmax', (x) => tf.logSoftmax(x)),
   unary('GlobalAveragePool', 'GlobalAveragePool', (x) => tf.mean(x, [2, 3], true)),
   {
+    name: 'Clip [−0.5, 0.8] (min/max inputs)', inputs: [NCHW], sizes: S1,
+    build: (b, [x]) => b.node('Clip', [x!, b.scalar(-0.5), b.scalar(0.8)]), tf: (x) => tf.clipByValue(x, -0.5, 0.8),
+  },
+  {
+    name: 'Clip with only a max (min omitted)', inputs: [NCHW], sizes: S1,
+    build: (b, [x]) => b.node('Clip', [x!, '', b.scalar(0.3)]), tf: (x) => tf.minimum(x, 0.3),
+  },
+  {
     name: 'Pow 1.25 (constant exponent)', inputs: [NCHW], sizes: S1, positive: true,
     build: (b, [x]) => b.node('Pow', [x!, b.scalar(1.25)]), tf: (x) => tf.pow(x, 1.25),
   },
@@ -90,6 +98,14 @@ const cases: Case[] = [
     name: 'Concat (axis 1) of three branches', inputs: [NCHW], sizes: S1,
     build: (b, [x]) => b.node('Concat', [x!, b.node('Mul', [x!, x!]), b.node('Relu', [x!])], { axis: 1 }),
     tf: (x) => tf.concat([x, tf.mul(x, x), tf.relu(x)], 1),
+  },
+  {
+    name: 'Concat with constant parts around x (only x\'s part sliced out)', inputs: [NCHW], sizes: S1,
+    build: (b, [x]) => {
+      const zeros = (w: number): string => b.node('ConstantOfShape', [b.node('Concat', [b.node('Shape', [x!], { end: 3 }), b.ints([w])], { axis: 0 })]);
+      return b.node('Concat', [zeros(2), b.node('Mul', [x!, x!]), zeros(1)], { axis: -1 });
+    },
+    tf: (x) => tf.concat([tf.zeros([...x.shape.slice(0, 3), 2]), tf.mul(x, x), tf.zeros([...x.shape.slice(0, 3), 1])], -1),
   },
   {
     name: 'Concat of two inputs (axis −1)', inputs: [NCHW, { name: 'y', dims: ['N', 3, 'H', 'V'] }],

@@ -125,10 +125,10 @@ describe('autodiff: gradientGraph contract', () => {
     assert.ok(SUPPORTED_OPS.includes('Conv') && !SUPPORTED_OPS.includes('Erf'));
   });
 
-  it('bad arguments: unknown loss, wrt that is not a graph input', () => {
+  it('bad arguments: unknown loss, wrt that is neither a graph input nor an initializer', () => {
     const bytes = handBuilt().serialize().model;
     assert.throws(() => gradientGraph(bytes, { loss: 'nope', wrt: ['x'] }), /loss 'nope'/);
-    assert.throws(() => gradientGraph(bytes, { loss: 'dream', wrt: ['w1'] }), /wrt 'w1' is not a graph input/);
+    assert.throws(() => gradientGraph(bytes, { loss: 'dream', wrt: ['feat'] }), /wrt 'feat' is neither a graph input nor an initializer/);
   });
 
   it('shape-only paths (Shape/Gather/Cast) are constants; an unused wrt input gets a zero gradient', async () => {
@@ -165,6 +165,22 @@ describe('autodiff: gradientGraph contract', () => {
     const x = randn(prod(dims), 77);
     const r = await s.run({ x: new ort.Tensor('float32', x, dims) }, ['x_grad']);
     assert.ok(relErr(r.x_grad!.data as Float32Array, tfRef(x, dims).grad) < TOL);
+  });
+
+  it('no dead outputs: every node output of a gradient graph is consumed or a graph output', () => {
+    const b = new GraphBuilder('dead');
+    const x = b.input('x', 'float32', [1, 3, 'H', 'W']);
+    const feat = b.node('Relu', [b.node('Conv', [x, b.weight('w1', [4, 3, 3, 3], W1)], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] })]);
+    const pooled = b.node('MaxPool', [feat], { kernel_shape: [2, 2], strides: [2, 2] });
+    const overlapping = b.node('MaxPool', [feat], { kernel_shape: [3, 3], strides: [2, 2], auto_pad: 'SAME_UPPER' });
+    const zeros = b.node('ConstantOfShape', [b.node('Shape', [pooled])]);
+    const cat = b.node('Concat', [zeros, pooled, overlapping], { axis: 1 });
+    b.node('ReduceSumSquare', [cat], { keepdims: 0 }, { outputs: ['loss'] });
+    b.output('loss');
+    const g = decodeModel(gradientGraph(b.serialize().model, { loss: 'loss', wrt: ['x', 'w1'] })).graph!;
+    const used = new Set([...g.node!.flatMap((n) => n.input ?? []), ...g.output!.map((o) => o.name)]);
+    const dead = g.node!.flatMap((n) => (n.output ?? []).filter((o) => o && !used.has(o)).map((o) => `${n.opType} → ${o}`));
+    assert.deepEqual(dead, []);
   });
 
   it('lower-level appendGradients on a GraphBuilder (as the loss builders use it)', async () => {

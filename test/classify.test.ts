@@ -40,8 +40,8 @@ async function referenceProbabilities(modelPath: string, raw: Buffer, size: numb
 
 describe('classification over HTTP (synthetic reduced-width VGG19 and InceptionV3)', () => {
   const modelsDir = tempDir();
-  let svc: RunningService;
-  let emptySvc: RunningService;
+  let svc: RunningService<'engine' | 'models' | 'classify'>;
+  let emptySvc: RunningService<'engine' | 'models' | 'classify'>;
 
   before(async () => {
     // Reduced width keeps the suite fast; the full architectures are exercised by the models tests.
@@ -56,7 +56,7 @@ describe('classification over HTTP (synthetic reduced-width VGG19 and InceptionV
   after(async () => { await svc?.shutdown(); await emptySvc?.shutdown(); });
 
   it('installed models are loaded and warmed up (one run each) before /readyz says ready', async () => {
-    const engine = (svc.ctx.services as { engine: import('../src/engine/engine.js').Engine }).engine;
+    const engine = svc.ctx.core.engine;
     await request(svc.url).get('/readyz').expect(200);
     assert.equal(engine.stats.runs, 2, 'one warm-up run per model, before any request');
   });
@@ -153,7 +153,7 @@ describe('classification over HTTP (synthetic reduced-width VGG19 and InceptionV
   it('after an inference worker crash the service keeps classifying on its replacement (no restart, ready)', async () => {
     // (A run already sent to the dying worker fails with 503 engine-worker-crashed: test/engine.test.ts.)
     const { png } = await photo(224, 224, 9);
-    const engine = (svc.ctx.services as { engine: import('../src/engine/engine.js').Engine }).engine;
+    const engine = svc.ctx.core.engine;
     const restarts = engine.stats.workerRestarts;
     const replaced = new Promise((r) => engine.once('worker-restart', r));
     engine.injectWorkerCrash(0);

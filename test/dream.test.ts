@@ -7,18 +7,19 @@ import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
 import dreamKind from '../src/jobs/kinds/dream.js';
 import type { JobContext } from '../src/jobs/kind.js';
-import { jobsPlugin } from '../src/jobs/plugin.js';
 import { parseParams } from '../src/util/params.js';
+import { ProblemError } from '../src/util/problem.js';
 import { logger } from '../src/util/logger.js';
 import { synthesizeModel } from '../src/models/synth.js';
 import { octaveShapes, rollFor, tiledGradient } from '../src/ops/dream.js';
 import { type Chw, resizeBilinear, roll } from '../src/image/chw.js';
 import { inferencePlugin } from '../src/server/inference-plugin.js';
+import { jobsPlugin } from '../src/server/jobs-plugin.js';
 import { type RunningService, startService } from '../src/server/service.js';
 import { tempDir, testConfig } from './helpers/app.js';
 import { type Ev, decodeRaw, getJson, readSse } from './helpers/jobs.js';
 
-let svc: RunningService;
+let svc: RunningService<'engine' | 'models' | 'classify' | 'jobs'>;
 
 async function pngPattern(w: number, h: number): Promise<Buffer> {
   const raw = Buffer.alloc(w * h * 3);
@@ -131,7 +132,7 @@ describe('DeepDream', () => {
 
   it('checkpoint/resume between steps (mid-octave and across an octave change) gives the same image as an uninterrupted run', async () => {
     const p = parseParams(dreamKind.params(svc.ctx.config), { octaves: 2, iterations: 3, seed: 4, step: 0.05, jitter: 20 });
-    const ctx: JobContext = { jobId: 't', config: svc.ctx.config, signal: new AbortController().signal, logger, services: svc.ctx.services };
+    const ctx: JobContext = { jobId: 't', config: svc.ctx.config, signal: new AbortController().signal, logger, services: svc.ctx.core };
     const raw = await decodeRaw(await pngPattern(170, 160));
     const inputs = { image: [{ data: raw.data, width: raw.width, height: raw.height, channels: 3 as const }] };
     const total = dreamKind.totalSteps(p);
@@ -149,13 +150,39 @@ describe('DeepDream', () => {
     }
   });
 
+  it('a damaged or foreign checkpoint is refused with invalid-checkpoint naming what is wrong', async () => {
+    const p = parseParams(dreamKind.params(svc.ctx.config), { octaves: 2, iterations: 2, seed: 1 });
+    const ctx: JobContext = { jobId: 't', config: svc.ctx.config, signal: new AbortController().signal, logger, services: svc.ctx.core };
+    const raw = await decodeRaw(await pngPattern(170, 160));
+    const inputs = { image: [{ data: raw.data, width: raw.width, height: raw.height, channels: 3 as const }] };
+    let s = await dreamKind.init(inputs, p, ctx);
+    s = await dreamKind.step(s, { ...ctx, params: p, step: 0, total: 4 });
+    const saved = await dreamKind.serialize(s);
+    const json = JSON.parse(JSON.stringify(saved.json)) as Record<string, unknown>;
+    const img = saved.buffers!.img!;
+    const refused = (json2: unknown, buffers: Record<string, Buffer>, detail: RegExp) => assert.rejects(
+      async () => dreamKind.deserialize({ json: json2, buffers }, p, inputs, ctx),
+      (e: unknown) => e instanceof ProblemError && e.slug === 'invalid-checkpoint' && detail.test(e.detail),
+    );
+    await refused(json, { img: img.subarray(0, img.length - 4) }, /buffer 'img' holds \d+ bytes/);
+    await refused(json, {}, /buffer 'img' is missing/);
+    await refused({ ...json, octave: 'one' }, { img }, /octave/);
+    await refused({ ...json, stopped: undefined }, { img }, /stopped/);
+    // The same image bytes declared transposed: the octave's shape for this input gives it away.
+    await refused({ ...json, h: json.w, w: json.h }, { img }, /at octave 0, where this job works at/);
+    // The untouched checkpoint still resumes.
+    await dreamKind.deserialize({ json, buffers: { img } }, p, inputs, ctx);
+  });
+
   it('parameters are validated before the job is accepted', async () => {
     const form = new FormData();
     form.set('image', new Blob([await pngPattern(160, 160)], { type: 'image/png' }), 'in.png');
     form.set('layers', 'mixed4:1,nolayer:2');
     const res = await fetch(`${svc.url}/v1/dream`, { method: 'POST', body: form });
-    assert.equal(res.status, 400);
-    assert.match(((await res.json()) as { detail: string }).detail, /nolayer/);
+    assert.equal(res.status, 422);
+    const body = (await res.json()) as { detail: string; available: string[] };
+    assert.match(body.detail, /no layer 'nolayer'/);
+    assert.ok(body.available.includes('mixed4'));
   });
 
   it('classify requests during a running dream job wait at most one job step in the engine queue', async (t) => {

@@ -17,7 +17,7 @@ import { materializeExternal } from '../src/ops/grad-session.js';
 import { inferencePlugin } from '../src/server/inference-plugin.js';
 import { type RunningService, startService } from '../src/server/service.js';
 import { type FinetuneOptions, type FinetuneResult, finetune } from '../src/train/finetune.js';
-import { mulberry32 } from '../src/train/mnist.js';
+import { mulberry32 } from '../src/train/prng.js';
 import { ProblemError } from '../src/util/problem.js';
 import { tempDir, testConfig } from './helpers/app.js';
 

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { synthesizeModel } from '../src/models/synth.js';
-import type { Engine } from '../src/engine/engine.js';
+import type { CorePart } from '../src/app/core.js';
 import { type RunningService, defaultPlugins, startService } from '../src/server/service.js';
 import { openapiPath } from '../src/server/api.js';
 // @ts-expect-error -- plain .mjs build script without types
@@ -33,7 +33,7 @@ function expressRoutes(app: any): [string, string][] {
 }
 
 describe('OpenAPI description and Prometheus metrics', () => {
-  let svc: RunningService;
+  let svc: RunningService<CorePart>;
   let spec: Json;
   let ajv: Ajv2020;
   const covered = new Set<string>();
@@ -114,6 +114,8 @@ describe('OpenAPI description and Prometheus metrics', () => {
     await call('get', '/metrics', '/metrics');
     await call('get', '/', '/');
     await call('get', '/docs', '/docs');
+    await call('get', '/docs/{file}', '/docs/init.js');
+    await call('get', '/docs/{file}', '/docs/swagger-ui.css');
     await call('get', '/assets/{file}', '/assets/main.js');
     await call('get', '/assets/{file}', '/assets/nope.js');
     const samples = await call('get', '/v1/samples', '/v1/samples');
@@ -177,7 +179,7 @@ describe('OpenAPI description and Prometheus metrics', () => {
     // Traffic of our own (the previous test made more): a job whose steps are observed, and a worker restart.
     const sub = await (await fetch(`${svc.url}/v1/jobs/blur-sweep`, { method: 'POST', ...image('image', { steps: '5' }) })).json() as { id: string };
     await readSse(`${svc.url}/v1/jobs/${sub.id}/events`);
-    const engine = svc.ctx.services.engine as Engine;
+    const engine = svc.ctx.core.engine;
     const restarted = new Promise((r) => engine.once('worker-restart', r));
     engine.injectWorkerCrash(0);
     await restarted;

@@ -16,11 +16,12 @@ import { RECIPES, computeTargets, evaluateStyle, perLayerStyleWeight, styleSessi
 import { rgbToYcbcr } from '../src/image/colour.js';
 import { preprocess } from '../src/image/preprocess.js';
 import { parseParams } from '../src/util/params.js';
-import { type InferenceServices, createInferenceServices } from '../src/server/inference-plugin.js';
+import { ProblemError } from '../src/util/problem.js';
+import { type InferenceCore, createCore } from '../src/app/core.js';
 import { logger } from '../src/util/logger.js';
 import { tempDir } from './helpers/app.js';
 
-let services: InferenceServices;
+let core: InferenceCore;
 let config: Config;
 let modelsDir: string;
 
@@ -38,7 +39,7 @@ function pattern(w: number, h: number, k: number): RawImage {
 }
 
 function ctxFor(): JobContext {
-  return { jobId: 'test', config, signal: new AbortController().signal, logger, services: services as never };
+  return { jobId: 'test', config, signal: new AbortController().signal, logger, services: core };
 }
 
 function params(raw: Record<string, unknown>): StyleParams {
@@ -63,10 +64,10 @@ before(async () => {
   modelsDir = tempDir('convserve-style-models-');
   await synthesizeModel('vgg19', { modelsDir, name: 'vgg19', width: 1 / 8, includeTop: false });
   config = loadConfig({}, { modelsDir, autoFetch: false, engineWorkers: 1, engineThreads: 2 });
-  services = createInferenceServices(config, logger.child({}, { level: 'warn' }));
-  await services.engine.start();
+  core = await createCore(config, logger.child({}, { level: 'warn' }));
+  await core.started;
 });
-after(async () => { await services?.engine.stop(); });
+after(async () => { await core?.close(); });
 
 const content = pattern(96, 64, 2);
 const styleA = pattern(80, 80, 7);
@@ -107,6 +108,30 @@ describe('style transfer (VGG19 width 1/8, synthetic weights)', () => {
     const a = await styleKind.finish(s, ctx);
     const b = await styleKind.finish(straight.s, ctx);
     assert.ok(a.data.equals(b.data), 'identical result after resume');
+  });
+
+  it('a damaged or foreign checkpoint is refused with invalid-checkpoint naming what is wrong', async () => {
+    const inputs = { content: [content], style: [styleA, styleB] };
+    const p = params({ size: 64, style_weight: 1e4 });
+    const ctx = ctxFor();
+    let s = await styleKind.init(inputs, p, ctx);
+    s = await styleKind.step(s, { ...ctx, params: p, step: 0, total: 2 });
+    const saved = await styleKind.serialize(s);
+    const json = JSON.parse(JSON.stringify(saved.json)) as { h: number; w: number; opt: Record<string, unknown>; targets: { content_dims: number[] } };
+    const buffers = saved.buffers!;
+    const refused = (json2: unknown, buffers2: Record<string, Buffer>, detail: RegExp) => assert.rejects(
+      async () => styleKind.deserialize({ json: json2, buffers: buffers2 }, p, inputs, ctx),
+      (e: unknown) => e instanceof ProblemError && e.slug === 'invalid-checkpoint' && detail.test(e.detail),
+    );
+    const { gram_1: _dropped, ...withoutGram1 } = buffers;
+    await refused(json, withoutGram1, /buffer 'gram_1' is missing/);
+    await refused(json, { ...buffers, content_target: buffers.content_target!.subarray(8) }, /buffer 'content_target' holds/);
+    await refused({ ...json, targets: { ...json.targets, content_dims: [] } }, buffers, /content_dims/);
+    await refused({ ...json, opt: { ...json.opt, optimizer: 'adam' } }, buffers, /written by the adam optimiser, this job uses lbfgs/);
+    await refused({ ...json, h: json.h + 1 }, buffers, new RegExp(`the image is ${json.w}×${json.h + 1}`));
+    await refused({ ...json, preserve_color: 'yes' }, buffers, /preserve_color/);
+    // The untouched checkpoint still resumes.
+    await styleKind.deserialize({ json, buffers }, p, inputs, ctx);
   });
 
   it('Adam also decreases the loss', async () => {
@@ -160,7 +185,7 @@ describe('style transfer (VGG19 width 1/8, synthetic weights)', () => {
   it('the loss graph computes the recipe formulas (vs direct JS computation) and its gradient matches central differences', async () => {
     // Whole-graph gradient numerics vs tfjs at 1e-4 are covered by test/autodiff.arch.test.ts (same VGG19 at
     // width 1/8, the same keras loss formula); this checks the loss graph *this op* builds.
-    const { engine, registry } = services;
+    const { engine, registry } = core;
     const entry = requireModel(registry, 'vgg19', 'vgg19');
     for (const recipe of ['keras', 'gatys'] as const) {
       const spec = RECIPES[recipe];
@@ -220,7 +245,7 @@ describe('style transfer (VGG19 width 1/8, synthetic weights)', () => {
   });
 
   it('100 consecutive gradient steps do not grow RSS beyond a small bound', async (t) => {
-    const { engine, registry } = services;
+    const { engine, registry } = core;
     const entry = requireModel(registry, 'vgg19', 'vgg19');
     const keys = await styleSessions(engine, entry.modelPath, modelStamp(entry), 'keras');
     const x = preprocess(pattern(256, 192, 5), 'caffe');

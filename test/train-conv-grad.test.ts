@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { selectBackend, tf } from '../src/train/backend.js';
 import { conv2dFilterGradViaForward, needsForwardFilterGrad } from '../src/train/wasm-conv-grad.js';
-import { mulberry32 } from '../src/train/mnist.js';
+import { mulberry32 } from '../src/train/prng.js';
 
 type Case = { n: number; h: number; w: number; ci: number; co: number; kh: number; kw: number; s: number; pad: 'same' | 'valid' };
 

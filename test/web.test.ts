@@ -1,6 +1,6 @@
-// Browser tests of the web page: Debian's Chromium (/usr/bin/chromium) driven by playwright-core against the
-// full service (synthetic reduced-width VGG19 in a temp models dir). One browser, one page, reused; screenshots
-// of every state go to test-output/screenshots/.
+// Browser tests of the web page: Chromium (CHROMIUM_PATH, set by scripts/test-setup.mjs) driven by playwright-core against the
+// full service (synthetic reduced-width VGG19 / InceptionV3 in a temp models dir). One browser, one page, reused;
+// screenshots of every tab at desktop and mobile widths go to test-output/screenshots/.
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,19 +10,26 @@ import { synthesizeModel } from '../src/models/synth.js';
 import { type RunningService, defaultPlugins, startService } from '../src/server/service.js';
 // @ts-expect-error -- plain .mjs build script without types
 import { buildWeb } from '../scripts/build-web.mjs';
+// @ts-expect-error -- plain .mjs script without types
+import { findTool } from '../scripts/test-setup.mjs';
 import { tempDir, testConfig } from './helpers/app.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const CHROMIUM: string = process.env.CHROMIUM_PATH ?? findTool('chromium');
 const SHOTS = join(import.meta.dirname, '..', 'test-output', 'screenshots');
 const SAMPLE = join(import.meta.dirname, '..', 'samples', 'chelsea.jpg');
+const STYLE_IMAGE = join(import.meta.dirname, '..', 'samples', 'brick.jpg');
 const MNIST = join(import.meta.dirname, '..', 'models', 'mnist-cnn');
+const AXE = join(import.meta.dirname, '..', 'node_modules', 'axe-core', 'axe.min.js');
+const TABS = ['classify', 'filter', 'dream', 'style'];
 
 describe('web page (Chromium)', () => {
   let svc: RunningService;
   let browser: BrowserContext;
   let page: Page;
+  const problems: string[] = [];
   const shot = (name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
-  const section = (id: string) => page.locator(`#${id}`);
+  const openTab = async (id: string) => { await page.locator(`#tab-${id}`).click(); await page.locator(`#panel-${id}`).waitFor(); };
+  const jobsOf = async (kind: string) => (await (await fetch(`${svc.url}/v1/jobs?kind=${kind}&limit=1`)).json() as { jobs: { id: string; status: string; previews: string[]; progress: { step: number } }[] }).jobs;
 
   before(async () => {
     mkdirSync(SHOTS, { recursive: true });
@@ -41,6 +48,9 @@ describe('web page (Chromium)', () => {
       viewport: { width: 1200, height: 900 },
     });
     page = browser.pages()[0] ?? (await browser.newPage());
+    page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`); });
+    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+    page.on('response', (r) => { if (r.status() >= 400 && !r.url().includes('/v1/classify')) problems.push(`HTTP ${r.status()} ${r.url()}`); });
     await page.goto(svc.url + '/');
     await page.waitForSelector('body[data-ready=true]');
   });
@@ -49,160 +59,191 @@ describe('web page (Chromium)', () => {
     await svc?.shutdown();
   });
 
-  it('the page loads: models, kernels, samples; untrained models are badged', async () => {
+  it('first view: image well and task tabs, no placeholders, no probe kinds; models with provenance', async () => {
     assert.equal(await page.title(), 'convserve — classify, filter, dream, style');
+    assert.deepEqual(await page.locator('[role=tab]').allTextContents(), ['Classify', 'Filter', 'DeepDream', 'Style']);
+    assert.ok(await page.locator('#current').isHidden(), 'no image shown before one is picked');
+    const broken = await page.evaluate(() => [...document.images].filter((i) => i.checkVisibility() && !(i.complete && i.naturalWidth > 0)).map((i) => i.outerHTML));
+    assert.deepEqual(broken, []);
+    assert.doesNotMatch(await page.locator('main').textContent() ?? '', /blur-sweep/);
     const options = await page.locator('#model option').allTextContents();
-    assert.ok(options.some((o) => o.startsWith('vgg19-small') && o.includes('untrained')), options.join(', '));
-    assert.ok(options.some((o) => o.startsWith('vgg19 ') && o.includes('missing')), 'missing models are listed');
-    assert.ok(await page.locator('#model option[value=vgg19]').isDisabled());
-    await page.locator('#model').selectOption('vgg19-small');
-    assert.ok(await page.locator('#model-info .badge.warn').isVisible(), 'untrained badge');
-    await page.locator('#models-list').evaluate((el) => (el.closest('details') as HTMLDetailsElement).open = true);
+    assert.ok(options.some((o) => o.startsWith('vgg19-small') && o.includes('untrained') && o.includes('224×224')), options.join(', '));
+    assert.ok(await page.locator('#model option[value=vgg19]').isDisabled(), 'missing models are listed, disabled');
+    await page.locator('#models summary').click();
     assert.match(await page.locator('#models-list').textContent() ?? '', /convserve models fetch vgg19/);
-    const kernels = await page.locator('#kernel option').allTextContents();
-    assert.ok(kernels.includes('edge-3') && kernels.includes('sharpen'));
     assert.ok(await page.locator('.samples button').count() >= 5);
-    await shot('01-loaded');
+    // The advanced fold has the schema's fields, without bound hints.
+    assert.ok(await page.locator('#classify-p-resize').count() === 1);
+    assert.doesNotMatch(await page.locator('#panel-classify').textContent() ?? '', /max \d|min \d/);
   });
 
-  it('upload → classify shows the same top-5 labels as the API, as a bar chart', async () => {
+  it('tabs are keyboard operable (arrows, Home, End)', async () => {
+    await page.locator('#tab-classify').focus();
+    await page.keyboard.press('ArrowRight');
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'tab-filter');
+    assert.ok(await page.locator('#panel-filter').isVisible());
+    assert.ok(await page.locator('#panel-classify').isHidden());
+    await page.keyboard.press('End');
+    assert.equal(await page.locator('#tab-style').getAttribute('aria-selected'), 'true');
+    await page.keyboard.press('Home');
+    assert.equal(await page.locator('#tab-classify').getAttribute('aria-selected'), 'true');
+  });
+
+  it('classify shows the same top-5 labels as the API, with copy-as-curl', async () => {
     await page.locator('#file').setInputFiles(SAMPLE);
     await page.locator('#current-img').waitFor();
+    await page.locator('#model').selectOption('vgg19-small');
     await page.locator('#classify-btn').click();
     await page.locator('#classify-result .bars li').first().waitFor();
     const labels = await page.locator('#classify-result .bar-label').allTextContents();
-    // Oracle: the same request straight to the API.
     const form = new FormData();
     form.set('image', new Blob([readFileSync(SAMPLE)], { type: 'image/jpeg' }), 'chelsea.jpg');
-    const direct = await (await fetch(`${svc.url}/v1/classify?model=vgg19-small&top=5`, { method: 'POST', body: form })).json() as { predictions: { label: string; probability: number }[] };
+    const direct = await (await fetch(`${svc.url}/v1/classify?model=vgg19-small&top=5`, { method: 'POST', body: form })).json() as { predictions: { label: string }[] };
     assert.deepEqual(labels, direct.predictions.map((p) => p.label));
-    const values = await page.locator('#classify-result .bar-value').allTextContents();
-    assert.equal(values.length, 5);
-    assert.ok(await page.locator('#classify-result .badge.warn').isVisible(), 'untrained weights are flagged next to the result');
-    await section('classify').screenshot({ path: join(SHOTS, '02-classify.png') });
+    await page.locator('#classify-curl').click();
+    const curl = await page.locator('#classify-curl-text').textContent() ?? '';
+    assert.match(curl, /-F 'image=@chelsea\.jpg'/);
+    assert.match(curl, /-F 'model=vgg19-small'/);
+    await shot('classify-desktop');
   });
 
-  it('filter shows before/after and a download link; the custom-matrix editor validates', async () => {
-    await page.locator('#kernel').selectOption('edge-3');
+  it('filter: kernel gallery with live thumbnails; before/after slider; custom matrix validates', async () => {
+    await openTab('filter');
+    await page.waitForFunction(() => [...document.querySelectorAll<HTMLImageElement>('.kernels img.kthumb')].filter((i) => i.naturalWidth > 0).length >= 10, undefined, { timeout: 30_000 });
+    await page.locator('label[for=kernel-edge-3]').click();
     assert.equal(await page.locator('#kernel-preview td').count(), 9);
     await page.locator('#filter-btn').click();
-    await page.locator('#filter-result').waitFor();
-    await page.waitForFunction(() => (document.getElementById('filter-after') as HTMLImageElement).naturalWidth > 0);
-    const [w, h] = await page.locator('#filter-after').evaluate((img: HTMLImageElement) => [img.naturalWidth, img.naturalHeight]);
-    const before = await page.locator('#filter-before').evaluate((img: HTMLImageElement) => [img.naturalWidth, img.naturalHeight]);
-    assert.deepEqual([w, h], before, 'same size as the input');
+    await page.waitForFunction(() => (document.getElementById('filter-compare-after') as HTMLImageElement | null)?.naturalWidth! > 0);
+    const size = await page.locator('#filter-compare-after').evaluate((img: HTMLImageElement) => [img.naturalWidth, img.naturalHeight]);
+    assert.deepEqual(size, [451, 300]);
     assert.match(await page.locator('#filter-download').getAttribute('href') ?? '', /^blob:/);
-    await section('filter').screenshot({ path: join(SHOTS, '03-filter.png') });
-
-    await page.locator('#kernel').selectOption('custom');
+    // The slider moves with the keyboard and clips the result.
+    await page.locator('#filter-compare-range').focus();
+    await page.keyboard.press('ArrowRight');
+    assert.equal(await page.locator('#filter-compare').evaluate((el: HTMLElement) => el.style.getPropertyValue('--pos')), '51%');
+    await shot('filter-desktop');
+    await page.locator('label[for=kernel-custom]').click();
     await page.locator('#custom').fill('1 2\n3 4');
     assert.match(await page.locator('#custom-msg').textContent() ?? '', /odd/);
-    assert.equal(await page.locator('#custom').getAttribute('aria-invalid'), 'true');
     await page.locator('#filter-btn').click();
     assert.match(await page.locator('#filter-error').textContent() ?? '', /odd/);
-    await section('filter').screenshot({ path: join(SHOTS, '04-filter-invalid-matrix.png') });
     await page.locator('#custom').fill('0 -1 0\n-1 5 -1\n0 -1 0');
-    assert.match(await page.locator('#custom-msg').textContent() ?? '', /3×3/);
     await page.locator('#filter-btn').click();
     await page.waitForFunction(() => document.getElementById('filter-error')!.hidden);
   });
 
-  // DeepDream through its panel (synthetic reduced-width InceptionV3, one small octave). The dream kind was
-  // finished in parallel; should it be missing, the page says so and the same job panel (progress, previews,
-  // result) is exercised with the built-in blur-sweep kind instead.
-  it('a small DeepDream job runs to 100 % with live progress, previews and the result', async () => {
-    const kinds = (await (await fetch(`${svc.url}/v1/job-kinds`)).json() as { kinds: { name: string }[] }).kinds.map((k) => k.name);
-    const kind = kinds.includes('dream') ? 'dream' : 'blur-sweep';
-    const card = kind === 'dream' ? 'dream' : 'other-jobs';
-    const form = page.locator(`form[data-kind=${kind}]`);
-    let steps: number;
-    if (kind === 'dream') {
-      await form.locator('[name=octaves]').fill('2');
-      await form.locator('[name=iterations]').fill('3');
-      await form.locator('[name=max_size]').fill('160');
-      steps = 6;
-    } else {
-      assert.match(await section('dream').textContent() ?? '', /not installed/);
-      await form.locator('[name=steps]').fill('10');
-      await form.locator('[name=preview_every]').fill('2');
-      await form.locator('[name=step_delay_ms]').fill('150');
-      steps = 10;
+  it('DeepDream: progress with ETA, live previews, the final image, run again', async () => {
+    await openTab('dream');
+    await page.locator('#panel-dream summary').click();
+    await page.locator('#dream-p-octaves').fill('2');
+    await page.locator('#dream-p-iterations').fill('3');
+    await page.locator('#dream-size').selectOption('256');
+    await page.locator('#dream-p-max_size').fill('160');
+    await page.locator('#dream-submit').click();
+    await page.waitForFunction(() => (document.getElementById('dream-progress') as HTMLProgressElement).value > 0 || !document.getElementById('dream-error')!.hidden, undefined, { timeout: 60_000 });
+    assert.ok(await page.locator('#dream-error').isHidden(), await page.locator('#dream-error').textContent() ?? '');
+    assert.match(await page.locator('#dream-status').textContent() ?? '', /% · step \d+\/6.* · ETA/);
+    await page.locator('#dream-compare-after').waitFor({ timeout: 90_000 });
+    await page.waitForFunction(() => (document.getElementById('dream-compare-after') as HTMLImageElement).naturalWidth > 0);
+    const [job] = await jobsOf('dream');
+    assert.equal(job!.status, 'succeeded');
+    assert.ok(job!.previews.length >= 1);
+    assert.equal(Number(await page.locator('#dream-live-preview').getAttribute('data-previews')), job!.previews.length, 'every preview was shown live');
+    assert.equal(await page.locator('#dream-progress').evaluate((p: HTMLProgressElement) => p.value), 1);
+    await page.locator('#dream-curl').click();
+    assert.match(await page.locator('#dream-curl-text').textContent() ?? '', /-F 'octaves=2'[\s\S]*-F 'iterations=3'/);
+    await shot('dream-desktop');
+    await page.locator('#dream-again').click();
+    await page.waitForFunction((first) => document.querySelector('#dream-status')?.textContent?.startsWith('100 %') && fetch('/v1/jobs?kind=dream&limit=1').then((r) => r.json()).then((j) => j.jobs[0].id !== first), job!.id, { timeout: 90_000 });
+    const [again] = await jobsOf('dream');
+    assert.notEqual(again!.id, job!.id);
+  });
+
+  it('Style: a style image, live previews and the result', async () => {
+    await openTab('style');
+    await page.locator('#style-image').setInputFiles(STYLE_IMAGE);
+    await page.locator('#style-model').selectOption('vgg19-small');
+    await page.locator('#panel-style summary').click();
+    await page.locator('#style-p-size').fill('48');
+    await page.locator('#style-p-iterations').fill('4');
+    await page.locator('#style-p-preview_every').fill('2');
+    await page.locator('#style-submit').click();
+    await page.locator('#style-compare-after').waitFor({ timeout: 90_000 });
+    assert.ok(await page.locator('#style-error').isHidden(), await page.locator('#style-error').textContent() ?? '');
+    const [job] = await jobsOf('style');
+    assert.equal(job!.status, 'succeeded');
+    assert.ok(Number(await page.locator('#style-live-preview').getAttribute('data-previews')) >= 1);
+    await shot('style-desktop');
+  });
+
+  it('cancel a running job, and the gallery lists the jobs', async () => {
+    await openTab('dream');
+    await page.locator('#dream-p-octaves').fill('1');
+    await page.locator('#dream-p-iterations').fill('400');
+    await page.locator('#dream-submit').click();
+    await page.waitForFunction(() => (document.getElementById('dream-progress') as HTMLProgressElement).value > 0, undefined, { timeout: 60_000 });
+    await page.locator('#dream-cancel').click();
+    await page.waitForFunction(() => /cancelled/.test(document.getElementById('dream-status')!.textContent ?? ''), undefined, { timeout: 30_000 });
+    const [job] = await jobsOf('dream');
+    assert.equal(job!.status, 'cancelled');
+    assert.ok(job!.progress.step < 400);
+    await page.locator('#gallery-refresh').click();
+    await page.waitForFunction(() => document.querySelectorAll('#gallery-list li[data-id]').length >= 4);
+    const statuses = await page.locator('#gallery-list li').evaluateAll((els) => els.map((e) => `${e.querySelector('strong')?.textContent} ${e.getAttribute('data-status')}`));
+    assert.deepEqual(statuses.slice(0, 2), ['dream cancelled', 'style succeeded']);
+    assert.ok(await page.locator('#gallery-list img.thumb').count() >= 3);
+    await page.locator('#gallery').screenshot({ path: join(SHOTS, 'gallery.png') });
+  });
+
+  it('axe: no serious or critical violations on any tab; 375 px: no horizontal scroll', async () => {
+    await page.addScriptTag({ path: AXE });
+    for (const width of [1200, 375]) {
+      await page.setViewportSize({ width, height: 800 });
+      for (const tab of TABS) {
+        await openTab(tab);
+        // Contrast, names and roles do not depend on the width: axe runs once per tab (desktop), scroll at both.
+        const found = width === 375 ? [] : await page.evaluate(async () => {
+          const axe = (window as unknown as { axe: { run: (c: Document) => Promise<{ violations: { id: string; impact: string; nodes: { target: unknown }[] }[] }> } }).axe;
+          return (await axe.run(document)).violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${JSON.stringify(v.nodes.map((n) => n.target))}`);
+        });
+        assert.deepEqual(found, [], `${tab} at ${width} px`);
+        const [scroll, inner] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+        assert.ok(scroll <= inner, `${tab} at ${width} px scrolls horizontally: ${scroll} > ${inner}`);
+        if (width === 375) await shot(`${tab}-mobile`);
+      }
     }
-    await page.locator(`#${kind}-submit`).click();
-    await page.waitForFunction((k) => (document.getElementById(`${k}-progress`) as HTMLProgressElement).value > 0 || !document.getElementById(`${k}-error`)!.hidden, kind, { timeout: 60_000 });
-    assert.ok(await page.locator(`#${kind}-error`).isHidden(), await page.locator(`#${kind}-error`).textContent() ?? '');
-    assert.match(await page.locator(`#${kind}-status`).textContent() ?? '', new RegExp(`% · step \\d+/${steps}.* · ETA`));
-    await section(card).screenshot({ path: join(SHOTS, '05-job-progress.png') });
-    await page.locator(`#${kind}-result img`).waitFor({ timeout: 90_000 });
-    assert.equal(await page.locator(`#${kind}-progress`).evaluate((p: HTMLProgressElement) => p.value), 1);
-    assert.match(await page.locator(`#${kind}-status`).textContent() ?? '', /^100 %/);
-    const { jobs } = await (await fetch(`${svc.url}/v1/jobs?kind=${kind}&limit=1`)).json() as { jobs: { status: string; previews: string[] }[] };
-    assert.equal(jobs[0]!.status, 'succeeded');
-    assert.ok(jobs[0]!.previews.length >= 1);
-    assert.equal(await page.locator(`#${kind}-previews img`).count(), jobs[0]!.previews.length);
-    await page.waitForFunction((k) => (document.querySelector(`#${k}-result img`) as HTMLImageElement).naturalWidth > 0, kind);
-    assert.match(await page.locator(`#${kind}-result a[download]`).getAttribute('href') ?? '', /^\/v1\/jobs\/[\w-]+\/result$/);
-    await section(card).screenshot({ path: join(SHOTS, '06-job-done.png') });
+    await page.setViewportSize({ width: 1200, height: 900 });
   });
 
-  it('cancelling a running job', async () => {
-    const form = page.locator('form[data-kind=blur-sweep]');
-    await form.locator('[name=steps]').fill('200');
-    await form.locator('[name=step_delay_ms]').fill('100');
-    await page.locator('#blur-sweep-submit').click();
-    await page.waitForFunction(() => (document.getElementById('blur-sweep-progress') as HTMLProgressElement).value > 0);
-    await page.locator('#blur-sweep-cancel').click();
-    await page.waitForFunction(() => /cancelled/.test(document.getElementById('blur-sweep-status')!.textContent ?? ''));
-    const { jobs } = await (await fetch(`${svc.url}/v1/jobs?kind=blur-sweep&limit=1`)).json() as { jobs: { status: string; progress: { step: number } }[] };
-    assert.equal(jobs[0]!.status, 'cancelled');
-    assert.ok(jobs[0]!.progress.step < 200);
-    assert.ok(await page.locator('#blur-sweep-cancel').isDisabled());
-    await section('other-jobs').screenshot({ path: join(SHOTS, '07-job-cancelled.png') });
-  });
-
-  it('the jobs table lists recent jobs with status and thumbnails', async () => {
-    await page.locator('#jobs-refresh').click();
-    await page.waitForFunction(() => document.querySelectorAll('#jobs-body tr[data-id]').length >= 2);
-    const statuses = await page.locator('#jobs-body .badge').allTextContents();
-    assert.deepEqual(statuses.slice(0, 2), ['cancelled', 'succeeded']);
-    assert.ok(await page.locator('#jobs-body img.thumb').count() >= 1);
-    await section('jobs').screenshot({ path: join(SHOTS, '08-jobs.png') });
+  it('every control is labelled; no console errors or failed requests on the page', async () => {
+    const unlabelled = await page.evaluate(() => [...document.querySelectorAll('input, select, textarea')].filter((el) => !(el as HTMLInputElement).labels?.length && !el.getAttribute('aria-label')).map((el) => el.id));
+    assert.deepEqual(unlabelled, []);
+    assert.deepEqual(problems, []);
   });
 
   it('an invalid file shows the server error (problem+json detail)', async () => {
+    await openTab('classify');
     await page.locator('#file').setInputFiles({ name: 'notes.png', mimeType: 'image/png', buffer: Buffer.from('this is not an image') });
     await page.locator('#classify-btn').click();
-    const err = page.locator('#classify-error');
-    await err.waitFor();
-    const text = await err.textContent() ?? '';
-    assert.match(text, /^422 /);
-    const direct = await fetch(`${svc.url}/v1/classify`, { method: 'POST', body: Buffer.from('this is not an image'), headers: { 'Content-Type': 'image/png' } });
-    assert.ok(text.includes((await direct.json() as { detail: string }).detail), text);
-    await section('classify').screenshot({ path: join(SHOTS, '09-invalid-file.png') });
-    await shot('10-full-page');
+    await page.locator('#classify-error').waitFor();
+    assert.match(await page.locator('#classify-error').textContent() ?? '', /^422 /);
+    problems.length = 0; // the refused upload is logged by Chromium as a failed request, on purpose
   });
 
-  it('keyboard: the controls are reachable by Tab and labelled', async () => {
-    await page.goto(svc.url + '/');
-    await page.waitForSelector('body[data-ready=true]');
-    const seen: string[] = [];
-    for (let i = 0; i < 40; i++) {
-      await page.keyboard.press('Tab');
-      seen.push(await page.evaluate(() => document.activeElement?.id || document.activeElement?.tagName || ''));
-    }
-    for (const id of ['file', 'model', 'classify-btn', 'kernel', 'filter-btn']) assert.ok(seen.includes(id), `${id} reachable by Tab: ${seen.join(' ')}`);
-    // Every form control has a label.
-    const unlabelled = await page.evaluate(() => [...document.querySelectorAll('input, select, textarea')].filter((el) => !(el as HTMLInputElement).labels?.length && !el.getAttribute('aria-label')).map((el) => el.id));
-    assert.deepEqual(unlabelled, []);
-  });
-
-  it('/docs renders the OpenAPI description offline', async () => {
+  it('/docs is Swagger UI, served locally; try-it-out on /v1/kernels succeeds', async () => {
+    const requests: string[] = [];
+    page.on('request', (r) => requests.push(r.url()));
     await page.goto(svc.url + '/docs');
     await page.waitForSelector('body[data-ready=true]');
-    const ops = await page.locator('section.op').count();
-    const spec = await (await fetch(`${svc.url}/openapi.json`)).json() as { paths: Record<string, Record<string, unknown>> };
-    assert.equal(ops, Object.values(spec.paths).reduce((n, p) => n + Object.keys(p).length, 0));
-    assert.ok(await page.locator('#classify-h').isVisible());
-    await page.screenshot({ path: join(SHOTS, '11-docs.png') });
+    const op = page.locator('#operations-filter-listKernels').first();
+    await op.locator('.opblock-summary').click();
+    await op.locator('button.try-out__btn').click();
+    await op.locator('button.execute').click();
+    await op.locator('.responses-wrapper .live-responses-table .response-col_status').first().waitFor();
+    assert.equal((await op.locator('.live-responses-table tbody .response-col_status').first().textContent())?.trim(), '200');
+    assert.match(await op.locator('.live-responses-table .microlight').first().textContent() ?? '', /edge-3/);
+    assert.deepEqual(requests.filter((u) => !u.startsWith(svc.url)), [], 'nothing from the internet');
+    await page.screenshot({ path: join(SHOTS, 'docs.png') });
+    assert.deepEqual(problems, []);
   });
 });

@@ -7,6 +7,7 @@ import sharp from 'sharp';
 import { Engine } from '../engine/engine.js';
 import { synthesizeModel } from '../models/synth.js';
 import { addDreamLoss } from '../ops/dream.js';
+import { CAM, CLASS_INPUT, WEIGHT_INPUT, explainSession, installedModelFacts } from '../ops/explain-graphs.js';
 import { IMAGE_GRAD, IMAGE_INPUT, buildForwardModel, buildGradientModel, scalarTensor } from '../ops/grad-session.js';
 import { RECIPES, addStyleLoss, addTargetOutputs } from '../ops/style.js';
 import type { Logger } from '../util/logger.js';
@@ -189,6 +190,36 @@ const dreamStep: Workload = {
   },
 };
 
+/**
+ * gradcam_vgg19, as torch_peer.py: VGG19 with its classifier on 1×3×224×224, forward, backward of the top class's
+ * pre-softmax logit to block5_conv4's output (after its ReLU) only, channel weights = spatial mean of that
+ * gradient, map = ReLU(Σ weighted channels) (14×14) — the explain graph of src/ops/explain-graphs.ts, loaded
+ * the way the service loads it, fetching only the map.
+ */
+const gradcam: Workload = {
+  name: 'gradcam_vgg19',
+  description: 'Grad-CAM on VGG19 at 1x3x224x224: forward with its classifier, backward of the top class logit to block5_conv4 only, channel weights, map (14x14)',
+  async run(ctx) {
+    const modelPath = await benchModel(ctx, 'vgg19');
+    const shape = [1, 3, 224, 224];
+    return withEngine(ctx, async (engine) => {
+      const t0 = performance.now();
+      const facts = installedModelFacts(modelPath, 'bench', 'probabilities');
+      // The service's path: the graph written next to model.onnx, loaded by path (weights read by ORT).
+      const key = await explainSession(engine, { modelPath, stamp: 'bench', input: 'input', output: 'probabilities', facts }, { kind: 'gradcam', layer: 'block5_conv4' });
+      const loadMs = performance.now() - t0;
+      const x = randomInput(shape);
+      const feeds = () => ({
+        input: { dims: shape, data: x.slice() },
+        [CLASS_INPUT]: scalarTensor(-1),
+        [WEIGHT_INPUT]: { dims: [1], data: new Float32Array([1]) },
+      });
+      const times = await timeIt(ctx.reps, () => engine.run(key, feeds(), { priority: 'interactive', fetches: [CAM] }));
+      return { shape, times, extra: { build_and_load_ms: Math.round(loadMs) } };
+    });
+  },
+};
+
 export const WORKLOADS: Workload[] = [
   forwardWorkload('classify_vgg19', 'vgg19', [1, 3, 224, 224], 'VGG19 with its classifier, 1x3x224x224, forward only'),
   forwardWorkload('classify_vgg19_b8', 'vgg19', [8, 3, 224, 224], 'the same at batch 8 (time per batch)'),
@@ -196,4 +227,5 @@ export const WORKLOADS: Workload[] = [
   httpClassify,
   styleStep,
   dreamStep,
+  gradcam,
 ];

@@ -1,9 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { loadConfig } from '../config.js';
 import type { ResizeMode } from '../image/resize.js';
-import { createInferenceServices } from '../server/inference-plugin.js';
-import { logger } from '../util/logger.js';
+import { withInferenceCore } from './core.js';
 
 interface ClassifyCliOptions { model?: string; top?: string; resize: ResizeMode; invert: 'auto' | 'true' | 'false'; json?: boolean }
 
@@ -17,12 +15,9 @@ export function registerClassifyCommand(program: Command): void {
     .option('--invert <mode>', 'mnist models: auto | true | false (dark-on-light digits)', 'auto')
     .option('--json', 'machine-readable output')
     .action(async (files: string[], opts: ClassifyCliOptions) => {
-      const config = loadConfig();
-      const services = createInferenceServices(config, logger.child({}, { level: process.env.LOG_LEVEL ?? 'warn' }));
-      await services.engine.start();
-      try {
+      await withInferenceCore(async ({ classify, config }) => {
         const uploads = await Promise.all(files.map((f) => readFile(f)));
-        const out = await services.classify.classifyUploads(opts.model, uploads, { top: opts.top !== undefined ? Number(opts.top) : undefined, resize: opts.resize, invert: opts.invert }, config);
+        const out = await classify.classifyUploads(opts.model, uploads, { top: opts.top !== undefined ? Number(opts.top) : undefined, resize: opts.resize, invert: opts.invert }, config);
         if (opts.json) {
           console.log(JSON.stringify({ model: out.model, weights: out.weights, results: out.results.map((r, i) => ({ file: files[i], ...r })) }, null, 2));
           return;
@@ -32,8 +27,6 @@ export function registerClassifyCommand(program: Command): void {
           console.log(`${files[i]}  (${out.model}, ${r.timing_ms.infer} ms)`);
           for (const p of r.predictions) console.log(`  ${(p.probability * 100).toFixed(2).padStart(6)}%  ${p.label}${p.wnid ? ` (${p.wnid})` : ''}`);
         });
-      } finally {
-        await services.engine.stop();
-      }
+      });
     });
 }

@@ -6,9 +6,10 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { SETTINGS, loadConfig } from '../config.js';
-import { ModelRegistry } from '../models/registry.js';
+import type { Core } from '../app/core.js';
+import { SETTINGS } from '../config.js';
 import { GraphBuilder } from '../onnx/builder.js';
+import { withCatalogCore } from './core.js';
 
 interface Check { ok: boolean; [k: string]: unknown }
 
@@ -68,12 +69,11 @@ function checkDataDir(dir: string): DoctorReport['data_dir'] {
   }
 }
 
-export async function doctor(opts: { tfjs?: boolean } = {}): Promise<DoctorReport> {
-  const config = loadConfig();
+export async function doctor(core: Pick<Core, 'config' | 'registry'>, opts: { tfjs?: boolean } = {}): Promise<DoctorReport> {
+  const { config, registry: reg } = core;
   const major = Number(process.versions.node.split('.')[0]);
   const minor = Number(process.versions.node.split('.')[1]);
   const node = { ok: major > 20 || (major === 20 && minor >= 9), version: process.versions.node, required: '>=20.9' };
-  const reg = new ModelRegistry({ modelsDir: config.modelsDir });
   const entries = reg.list().map((e) => ({
     name: e.name, status: e.status, ...(e.architecture ? { architecture: e.architecture } : {}), ...(e.provenance ? { provenance: e.provenance } : {}),
     ...(e.provenance ? { untrained: e.provenance === 'synthetic' } : {}), ...(e.error ? { error: e.error } : {}), ...(e.install ? { install: e.install } : {}),
@@ -95,7 +95,7 @@ export function registerDoctorCommand(program: Command): void {
     .option('--no-tfjs', 'skip the tfjs backend probe (it loads TensorFlow.js)')
     .option('--json', 'machine-readable output')
     .action(async (opts: { tfjs: boolean; json?: boolean }) => {
-      const r = await doctor({ tfjs: opts.tfjs });
+      const r = await withCatalogCore((core) => doctor(core, { tfjs: opts.tfjs }));
       if (opts.json) console.log(JSON.stringify(r, null, 2));
       else {
         console.log(`${mark(r.node.ok)} node ${r.node.version} (requires ${r.node.required})`);

@@ -1,6 +1,6 @@
 // `convserve dream <image> -o out.png` and `convserve style <content> <style…> -o out.png`: the dream and
-// style job kinds run in-process through runJobLocally (the same core as POST /v1/dream and /v1/style), on
-// an engine created like `convserve classify` does, with a progress bar (step, loss, ETA).
+// style job kinds run in-process (the same step loop as POST /v1/dream and /v1/style) on a core with the
+// inference engine, as `convserve classify` uses, with a progress bar (step, loss, ETA).
 import { mkdirSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { extname, join } from 'node:path';
@@ -8,10 +8,9 @@ import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { loadConfig } from '../config.js';
 import { type OutputFormat, type RawImage, chooseOutputFormat, decodeImage, encodeImage } from '../image/io.js';
+import { runLocalJob } from '../app/local-jobs.js';
 import type { JobInputs } from '../jobs/kind.js';
-import { runJobLocally } from '../jobs/local.js';
-import { createInferenceServices } from '../server/inference-plugin.js';
-import { logger } from '../util/logger.js';
+import { withInferenceCore } from './core.js';
 
 const fmtEta = (s: number | undefined) => (s === undefined ? '?' : s >= 60 ? `${Math.floor(s / 60)}m${Math.round(s % 60)}s` : `${Math.round(s)}s`);
 const fmtNum = (v: number | undefined) => (v === undefined ? '?' : Number(v.toPrecision(4)).toString());
@@ -30,40 +29,38 @@ function extraParams(list: string[] | undefined): Record<string, string> {
 }
 
 async function runKind(kind: 'dream' | 'style', inputs: JobInputs, params: Record<string, unknown>, opts: CommonOpts): Promise<void> {
-  const config = loadConfig();
   const format: OutputFormat = chooseOutputFormat(extname(opts.output).slice(1) || undefined, undefined);
-  const services = createInferenceServices(config, logger.child({}, { level: process.env.LOG_LEVEL ?? 'warn' }));
-  await services.engine.start();
-  const ac = new AbortController();
-  const onSig = () => ac.abort('interrupted');
-  process.once('SIGINT', onSig);
-  if (opts.previews) mkdirSync(opts.previews, { recursive: true });
-  const bar = !opts.json && process.stderr.isTTY
-    ? new cliProgress.SingleBar({ format: '{bar} {percentage}% | step {value}/{total} | loss {loss} | {step_ms} ms/step | ETA {eta_s}', hideCursor: true, stream: process.stderr }, cliProgress.Presets.shades_classic)
-    : undefined;
-  let started = false;
-  try {
-    const out = await runJobLocally(kind, inputs, params, {
-      config, signal: ac.signal, services,
-      onProgress: (p) => {
-        if (bar) {
-          if (!started) { bar.start(p.total, 0, { loss: '?', step_ms: '?', eta_s: '?' }); started = true; }
-          bar.update(p.step, { loss: fmtNum(p.metrics.loss), step_ms: p.step_ms !== undefined ? Math.round(p.step_ms) : '?', eta_s: fmtEta(p.eta_s) });
-        } else if (!opts.json && (p.step === p.total || p.step % Math.max(1, Math.round(p.total / 20)) === 0)) {
-          console.error(`step ${p.step}/${p.total} loss ${fmtNum(p.metrics.loss)} ETA ${fmtEta(p.eta_s)}`);
-        }
-      },
-      onPreview: opts.previews ? async (img: RawImage, step: number) => { await writeFile(join(opts.previews!, `preview-${step}.png`), await encodeImage(img, 'png')); } : undefined,
-    });
-    bar?.stop();
-    await writeFile(opts.output, await encodeImage(out.result, format));
-    if (opts.json) console.log(JSON.stringify({ output: opts.output, format, width: out.result.width, height: out.result.height, steps: out.steps, run_ms: Math.round(out.runMs), params: out.params }));
-    else console.log(`${opts.output}: ${out.result.width}×${out.result.height} ${format}, ${out.steps} steps in ${(out.runMs / 1000).toFixed(1)} s`);
-  } finally {
-    bar?.stop();
-    process.off('SIGINT', onSig);
-    await services.engine.stop();
-  }
+  await withInferenceCore(async (core) => {
+    const ac = new AbortController();
+    const onSig = () => ac.abort('interrupted');
+    process.once('SIGINT', onSig);
+    if (opts.previews) mkdirSync(opts.previews, { recursive: true });
+    const bar = !opts.json && process.stderr.isTTY
+      ? new cliProgress.SingleBar({ format: '{bar} {percentage}% | step {value}/{total} | loss {loss} | {step_ms} ms/step | ETA {eta_s}', hideCursor: true, stream: process.stderr }, cliProgress.Presets.shades_classic)
+      : undefined;
+    let started = false;
+    try {
+      const out = await runLocalJob(core, kind, inputs, params, {
+        signal: ac.signal,
+        onProgress: (p) => {
+          if (bar) {
+            if (!started) { bar.start(p.total, 0, { loss: '?', step_ms: '?', eta_s: '?' }); started = true; }
+            bar.update(p.step, { loss: fmtNum(p.metrics.loss), step_ms: p.step_ms !== undefined ? Math.round(p.step_ms) : '?', eta_s: fmtEta(p.eta_s) });
+          } else if (!opts.json && (p.step === p.total || p.step % Math.max(1, Math.round(p.total / 20)) === 0)) {
+            console.error(`step ${p.step}/${p.total} loss ${fmtNum(p.metrics.loss)} ETA ${fmtEta(p.eta_s)}`);
+          }
+        },
+        onPreview: opts.previews ? async (img: RawImage, step: number) => { await writeFile(join(opts.previews!, `preview-${step}.png`), await encodeImage(img, 'png')); } : undefined,
+      });
+      bar?.stop();
+      await writeFile(opts.output, await encodeImage(out.result, format));
+      if (opts.json) console.log(JSON.stringify({ output: opts.output, format, width: out.result.width, height: out.result.height, steps: out.steps, run_ms: Math.round(out.runMs), params: out.params }));
+      else console.log(`${opts.output}: ${out.result.width}×${out.result.height} ${format}, ${out.steps} steps in ${(out.runMs / 1000).toFixed(1)} s`);
+    } finally {
+      bar?.stop();
+      process.off('SIGINT', onSig);
+    }
+  });
 }
 
 async function load(file: string): Promise<RawImage> {

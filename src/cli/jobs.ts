@@ -1,16 +1,16 @@
 // `convserve jobs list|show|cancel|wait` (HTTP client of a running server) and `convserve blur-sweep`
-// (runs the blur-sweep job kind in-process through the same runner as the service).
+// (runs the blur-sweep job kind in-process on a core, through the same runner as the service).
 import { mkdirSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
-import { loadConfig } from '../config.js';
+import { runLocalJob } from '../app/local-jobs.js';
 import { type OutputFormat, chooseOutputFormat, decodeImage, encodeImage } from '../image/io.js';
-import { runJobLocally } from '../jobs/local.js';
 import type { Progress } from '../jobs/runner.js';
-import type { JobView } from '../jobs/service.js';
+import type { JobView } from '../server/routes/job-view.js';
+import { withCatalogCore } from './core.js';
 
 const DEFAULT_URL = 'http://localhost:8080';
 const baseUrl = (opts: { url?: string }) => (opts.url ?? process.env.CONVSERVE_URL ?? DEFAULT_URL).replace(/\/+$/, '');
@@ -48,7 +48,7 @@ export async function followJobEvents(base: string, id: string, onEvent: (ev: Ss
       failures = 0;
       const decoder = new TextDecoder();
       let buf = '';
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      for await (const chunk of res.body) {
         buf += decoder.decode(chunk, { stream: true });
         let sep: number;
         while ((sep = buf.indexOf('\n\n')) >= 0) {
@@ -84,6 +84,17 @@ function parseSseBlock(block: string): SseEvent | undefined {
   }
   if (id === undefined || data.length === 0) return undefined;
   return { id, event, data: JSON.parse(data.join('\n')) as Record<string, unknown> };
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** What the printer shows of a `progress` event's data (a Progress as the server sends it, read defensively). */
+function progressOf(d: Record<string, unknown>): Pick<Progress, 'step' | 'total' | 'message' | 'eta_s'> & { metrics: Record<string, unknown> } {
+  const num = (v: unknown) => (typeof v === 'number' ? v : 0);
+  return {
+    step: num(d.step), total: num(d.total), message: typeof d.message === 'string' ? d.message : '',
+    metrics: isRecord(d.metrics) ? d.metrics : {}, eta_s: typeof d.eta_s === 'number' ? d.eta_s : undefined,
+  };
 }
 
 const fmtMetrics = (m: Record<string, unknown> | undefined) =>
@@ -161,7 +172,7 @@ export function registerJobsCommands(program: Command): void {
       await followJobEvents(base, id, (ev) => {
         if (opts.json) { console.log(JSON.stringify(ev)); return; }
         if (ev.event === 'progress') {
-          const p = ev.data as unknown as Progress;
+          const p = progressOf(ev.data);
           if (bar) bar.update(p.step, { metrics: fmtMetrics(p.metrics) || p.message, eta_s: fmtEta(p.eta_s) });
           else if (p.step === p.total || p.step % Math.max(1, Math.round(p.total / 20)) === 0) console.error(`step ${p.step}/${p.total} ${fmtMetrics(p.metrics)} ETA ${fmtEta(p.eta_s)}`);
         } else if (ev.event === 'resumed' && !bar) console.error(`resumed from step ${String(ev.data.from_step)}`);
@@ -186,16 +197,15 @@ export function registerJobsCommands(program: Command): void {
     .option('--preview-every <k>', 'write a preview every k steps (with --previews)')
     .option('--previews <dir>', 'folder for preview images (preview-<step>.png)')
     .option('--json', 'print a JSON summary instead of a progress bar')
-    .action(async (file: string, opts: { output: string; steps: string; sigma: string; previewEvery?: string; previews?: string; json?: boolean }) => {
-      const config = loadConfig();
+    .action((file: string, opts: { output: string; steps: string; sigma: string; previewEvery?: string; previews?: string; json?: boolean }) => withCatalogCore(async (core) => {
+      const { config } = core;
       const format: OutputFormat = chooseOutputFormat(extname(opts.output).slice(1) || undefined, undefined);
       const image = await decodeImage(await readFile(file), { maxInputPixels: Math.min(config.maxInputPixels, config.maxJobPixels), decodeTimeoutMs: config.decodeTimeoutMs });
       const params: Record<string, unknown> = { steps: opts.steps, sigma: opts.sigma, ...(opts.previewEvery !== undefined ? { preview_every: opts.previewEvery } : {}) };
       if (opts.previews) mkdirSync(opts.previews, { recursive: true });
       const bar = !opts.json && process.stderr.isTTY ? progressBar() : undefined;
       let started = false;
-      const out = await runJobLocally('blur-sweep', { image: [image] }, params, {
-        config,
+      const out = await runLocalJob(core, 'blur-sweep', { image: [image] }, params, {
         onProgress: (p) => {
           if (!bar) return;
           if (!started) { bar.start(p.total, 0, { metrics: '', eta_s: '?' }); started = true; }
@@ -207,5 +217,5 @@ export function registerJobsCommands(program: Command): void {
       await writeFile(opts.output, await encodeImage(out.result, format));
       if (opts.json) console.log(JSON.stringify({ output: opts.output, format, width: out.result.width, height: out.result.height, steps: out.steps, run_ms: Math.round(out.runMs), params: out.params }));
       else console.log(`${opts.output}: ${out.result.width}×${out.result.height} ${format}, ${out.steps} blur steps in ${Math.round(out.runMs)} ms`);
-    });
+    }));
 }

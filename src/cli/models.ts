@@ -2,20 +2,16 @@
 // list and verify the models directory.
 import { SingleBar } from 'cli-progress';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { loadConfig } from '../config.js';
 import { ARCHITECTURE_NAMES, getArchitecture } from '../models/architectures/index.js';
 import { fetchModel } from '../models/fetch.js';
 import { type ImportResult, importKerasModel } from '../models/import.js';
 import { Provenance } from '../models/manifest.js';
 import { KNOWN_MODELS } from '../models/official.js';
-import { type ModelEntry, ModelRegistry } from '../models/registry.js';
+import type { ModelEntry } from '../models/registry.js';
 import { DEFAULT_SEED, synthesizeModel } from '../models/synth.js';
+import { withCatalogCore } from './core.js';
 
 const MB = 1024 * 1024;
-
-function modelsDir(): string {
-  return loadConfig().modelsDir;
-}
 
 function archArg(value: string): string {
   try {
@@ -56,35 +52,36 @@ export function registerModelsCommands(program: Command): void {
     .option('--json', 'no progress bar; one JSON line per imported model')
     .action(async (archs: string[], opts: { notop?: boolean; keepDownload?: boolean; json?: boolean }) => {
       const list = archs.length ? archs.map(archArg) : [...KNOWN_MODELS];
-      const cfg = loadConfig();
-      for (const arch of list) {
-        const bar = new SingleBar({
-          format: `${arch.padEnd(13)} {phase} [{bar}] {percentage}% | {value}/{total} MB | ETA {eta_formatted}`,
-          hideCursor: true, etaBuffer: 50, noTTYOutput: !process.stderr.isTTY, stream: process.stderr,
-        });
-        let started = false;
-        try {
-          const r = await fetchModel(arch, {
-            modelsDir: cfg.modelsDir, baseUrl: cfg.weightsBaseUrl, includeTop: !opts.notop, keepDownload: opts.keepDownload,
-            onProgress: (p) => {
-              if (opts.json) return;
-              if (p.phase === 'download' && p.totalBytes && p.file.endsWith('.h5')) {
-                const total = Math.round(p.totalBytes / MB);
-                if (!started) { bar.start(total, 0, { phase: 'download' }); started = true; }
-                bar.update(Math.round(p.receivedBytes / MB), { phase: 'download' });
-              } else if (started && (p.phase === 'verify' || p.phase === 'import')) {
-                bar.update({ phase: p.phase });
-              }
-            },
+      await withCatalogCore(async ({ config: cfg }) => {
+        for (const arch of list) {
+          const bar = new SingleBar({
+            format: `${arch.padEnd(13)} {phase} [{bar}] {percentage}% | {value}/{total} MB | ETA {eta_formatted}`,
+            hideCursor: true, etaBuffer: 50, noTTYOutput: !process.stderr.isTTY, stream: process.stderr,
           });
-          if (started) bar.stop();
-          if (opts.json) console.log(JSON.stringify(importSummary(r)));
-          else console.log(`${r.name}: ready (${r.dir}; import ${fmtMs(r.timings.totalMs)})`);
-        } catch (e) {
-          if (started) bar.stop();
-          throw e;
+          let started = false;
+          try {
+            const r = await fetchModel(arch, {
+              modelsDir: cfg.modelsDir, baseUrl: cfg.weightsBaseUrl, includeTop: !opts.notop, keepDownload: opts.keepDownload,
+              onProgress: (p) => {
+                if (opts.json) return;
+                if (p.phase === 'download' && p.totalBytes && p.file.endsWith('.h5')) {
+                  const total = Math.round(p.totalBytes / MB);
+                  if (!started) { bar.start(total, 0, { phase: 'download' }); started = true; }
+                  bar.update(Math.round(p.receivedBytes / MB), { phase: 'download' });
+                } else if (started && (p.phase === 'verify' || p.phase === 'import')) {
+                  bar.update({ phase: p.phase });
+                }
+              },
+            });
+            if (started) bar.stop();
+            if (opts.json) console.log(JSON.stringify(importSummary(r)));
+            else console.log(`${r.name}: ready (${r.dir}; import ${fmtMs(r.timings.totalMs)})`);
+          } catch (e) {
+            if (started) bar.stop();
+            throw e;
+          }
         }
-      }
+      });
     });
 
   models.command('import')
@@ -96,10 +93,10 @@ export function registerModelsCommands(program: Command): void {
     .addOption(new Option('--provenance <kind>', 'where the weights come from').choices(Provenance.options).default('imagenet'))
     .option('--json', 'machine-readable output')
     .action(async (name: string, opts: { arch: string; weights: string; labels?: string; provenance: Provenance; json?: boolean }) => {
-      const r = await importKerasModel({
-        name, arch: opts.arch, weightsFile: opts.weights, labelsFile: opts.labels, modelsDir: modelsDir(),
+      const r = await withCatalogCore(({ config }) => importKerasModel({
+        name, arch: opts.arch, weightsFile: opts.weights, labelsFile: opts.labels, modelsDir: config.modelsDir,
         provenance: opts.provenance, source: opts.weights,
-      });
+      }));
       if (opts.json) { console.log(JSON.stringify(importSummary(r))); return; }
       console.log(`${r.name}: ${r.includeTop ? 'classification' : 'features (no top)'} model written to ${r.dir} `
         + `(layers matched ${r.matched}; ${fmtMs(r.timings.totalMs)})`);
@@ -115,10 +112,10 @@ export function registerModelsCommands(program: Command): void {
     .option('--json', 'machine-readable output')
     .action(async (arch: string, opts: { name?: string; seed: number; notop?: boolean; width?: number; json?: boolean }) => {
       const t0 = Date.now();
-      const r = await synthesizeModel(arch, {
-        modelsDir: modelsDir(), name: opts.name, seed: opts.seed, includeTop: !opts.notop, width: opts.width,
+      const r = await withCatalogCore(({ config }) => synthesizeModel(arch, {
+        modelsDir: config.modelsDir, name: opts.name, seed: opts.seed, includeTop: !opts.notop, width: opts.width,
         onProgress: (phase, { elapsedMs }) => { if (!opts.json) console.error(`  ${phase === 'write-h5' ? 'wrote .h5' : 'imported'} in ${fmtMs(elapsedMs)}`); },
-      });
+      }));
       if (opts.json) { console.log(JSON.stringify({ ...importSummary(r), synth: r.synth, untrained: true })); return; }
       console.log(`${r.name}: synthetic ${arch} (seed ${opts.seed}) written to ${r.dir} in ${fmtMs(Date.now() - t0)} `
         + `(.h5 ${(r.synth.h5Bytes / MB).toFixed(0)} MB: write ${fmtMs(r.synth.writeH5Ms)}, import ${fmtMs(r.synth.importMs)}). Its predictions are meaningless.`);
@@ -127,8 +124,7 @@ export function registerModelsCommands(program: Command): void {
   models.command('list')
     .description('List models and their status (ready, missing, downloading, error)')
     .option('--json', 'machine-readable output')
-    .action((opts: { json?: boolean }) => {
-      const reg = new ModelRegistry({ modelsDir: modelsDir() });
+    .action((opts: { json?: boolean }) => withCatalogCore(({ registry: reg }) => {
       const entries = reg.list();
       if (opts.json) {
         console.log(JSON.stringify(entries.map(({ manifest, ...rest }) => ({ ...rest, classes: manifest?.output.classes, preprocessing: manifest?.preprocessing })), null, 2));
@@ -136,14 +132,13 @@ export function registerModelsCommands(program: Command): void {
         console.log(`models in ${reg.modelsDir}:`);
         for (const e of entries) console.log(`  ${describeEntry(e)}`);
       }
-    });
+    }));
 
   models.command('verify')
     .description('Check the SHA-256 of every file of a model (or all models) against its manifest')
     .argument('[name...]')
     .option('--json', 'machine-readable output')
-    .action(async (names: string[], opts: { json?: boolean }) => {
-      const reg = new ModelRegistry({ modelsDir: modelsDir() });
+    .action((names: string[], opts: { json?: boolean }) => withCatalogCore(async ({ registry: reg }) => {
       const list = names.length ? names : reg.list().filter((e) => e.status === 'ready').map((e) => e.name);
       let bad = 0;
       for (const name of list) {
@@ -153,7 +148,7 @@ export function registerModelsCommands(program: Command): void {
         else console.log(e.status === 'ready' ? `${name}: ok` : `${name}: ${e.status}${e.error ? ` — ${e.error}` : ''}`);
       }
       if (bad) process.exitCode = 1;
-    });
+    }));
 }
 
 /** The JSON form of an import (fetch, import, synth --json). */

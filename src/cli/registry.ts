@@ -11,5 +11,7 @@ export async function extraCommands(): Promise<RegisterCommands[]> {
   const { registerTrainCommands } = await import('./train.js');
   const { registerGradientOpCommands } = await import('./gradient-ops.js');
   const { registerDoctorCommand } = await import('./doctor.js');
-  return [registerClassifyCommand, registerModelsCommands, registerJobsCommands, registerTrainCommands, registerGradientOpCommands, registerDoctorCommand];
+  const { registerWorkerCommand } = await import('./worker.js');
+  const { registerExplainCommand } = await import('./explain.js');
+  return [registerClassifyCommand, registerModelsCommands, registerJobsCommands, registerTrainCommands, registerGradientOpCommands, registerDoctorCommand, registerWorkerCommand, registerExplainCommand];
 }

@@ -7,6 +7,7 @@ import { type Command, InvalidArgumentError } from 'commander';
 import cliProgress from 'cli-progress';
 import type { TrainProgress } from '../train/mnist.js';
 import type { FinetuneProgress } from '../train/finetune.js';
+import { withCatalogCore } from './core.js';
 
 function intOption(min: number) {
   return (value: string): number => {
@@ -158,11 +159,11 @@ export function registerTrainCommands(program: Command): Command {
     }) => {
       const { finetune } = await import('../train/finetune.js');
       const printer = o.json ? undefined : progressPrinter();
-      const r = await finetune({
-        data: o.data, base: o.base, name: o.name, modelsDir: o.modelsDir, epochs: o.epochs, batchSize: o.batchSize, learningRate: o.lr,
+      const r = await withCatalogCore(({ config }) => finetune({
+        data: o.data, base: o.base, name: o.name, modelsDir: o.modelsDir ?? config.modelsDir, epochs: o.epochs, batchSize: o.batchSize, learningRate: o.lr,
         valSplit: o.valSplit, augment: o.augment, seed: o.seed, unfreezeTop: o.unfreezeTop, unfreezeEpochs: o.unfreezeEpochs,
         unfreezeLearningRate: o.unfreezeLr, patience: o.patience, units: o.units, dropout: o.dropout, onProgress: printer,
-      });
+      }));
       if (o.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
       else {
         process.stdout.write(`model ${r.name} written to ${r.dir} (validation accuracy ${(r.validation.accuracy * 100).toFixed(2)} %, ONNX vs tfjs max |Δ| ${r.onnxMaxAbsDiff.toExponential(2)}); report: ${r.dir}/report.json, report.png\n`);

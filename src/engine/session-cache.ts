@@ -6,7 +6,7 @@
 // in use is unloaded from the engine and its file deleted. Entries used within `inUseGraceMs` are never
 // evicted (a job between two steps), so the bound is soft while every entry is busy.
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { EngineRunEvent, SessionCacheLimits, SessionInfo, SessionLoadOptions, SessionSource } from './types.js';
@@ -19,8 +19,12 @@ export interface SessionHost {
   on(event: 'stop', listener: () => void): unknown;
 }
 
-/** Writes the session's .onnx model to `file`. */
-export type SessionBuilder = (file: string) => Promise<void>;
+/**
+ * Writes the session's .onnx model to `file` (nothing to answer), or answers with its model: bytes (the cache
+ * writes them to `file`, so no copy stays on the main thread) or a path the builder owns (loaded as is; it is
+ * not deleted on eviction — e.g. an explanation graph that must sit next to its model's weights file).
+ */
+export type SessionBuilder = (file: string) => Promise<void | SessionSource>;
 
 interface Entry {
   file: string;
@@ -66,10 +70,13 @@ export class SessionCache {
   }
 
   private async buildAndLoad(key: string, entry: Entry, build: SessionBuilder): Promise<string> {
-    await build(entry.file);
+    const built = await build(entry.file);
+    let source: SessionSource = { path: entry.file };
+    if (built && 'bytes' in built) writeFileSync(entry.file, built.bytes);
+    else if (built) source = built;
     this.stats.builds++;
     const idle = this.limits.idleReleaseMs > 0 ? { afterMs: this.limits.idleReleaseMs, action: 'release' as const } : undefined;
-    await this.host.load(key, { path: entry.file }, { memArena: this.limits.memArena, idle });
+    await this.host.load(key, source, { memArena: this.limits.memArena, idle });
     entry.loaded = true;
     entry.lastUsed = performance.now();
     return key;

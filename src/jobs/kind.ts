@@ -10,6 +10,10 @@ import type { Config } from '../config.js';
 import type { RawImage } from '../image/io.js';
 import type { GradServices } from '../ops/grad-session.js';
 import type { Logger } from '../util/logger.js';
+import type { SerializedState } from '../util/serialized-state.js';
+
+export type { SerializedState };
+import { notFound } from '../util/problem.js';
 
 /** The long-lived services job kinds may use. */
 export type JobServices = GradServices;
@@ -44,12 +48,6 @@ export interface StepContext<P = unknown> extends JobContext {
   total: number;
 }
 
-/** A checkpoint: JSON-serialisable metadata and/or named binary blobs (pixels, optimiser moments…). */
-export interface SerializedState {
-  json?: unknown;
-  buffers?: Record<string, Buffer>;
-}
-
 export interface JobKind<P = unknown, S = unknown> {
   /** URL segment and registry key: `POST /v1/jobs/{name}`. Lower-case, [a-z0-9-]. */
   name: string;
@@ -68,6 +66,11 @@ export interface JobKind<P = unknown, S = unknown> {
   maxWallClockMs?(config: Config, params: P): number;
 
   totalSteps(params: P): number;
+  /**
+   * Checks the parameters against the running services before the job is accepted (e.g. that the model has the
+   * named layers); throws a ProblemError, which is the submission's answer. Optional; init must check again.
+   */
+  check?(params: P, services: JobServices | undefined): void;
   init(inputs: JobInputs, params: P, ctx: JobContext): Promise<S> | S;
   /** One iteration. Must not mutate `state` in a way that breaks it if the step is abandoned (return a new state or finish mutation before resolving). */
   step(state: S, ctx: StepContext<P>): Promise<S> | S;
@@ -105,6 +108,13 @@ export function registerJobKind(kind: AnyJobKind): void {
 
 export function getJobKind(name: string): AnyJobKind | undefined {
   return registry.get(name);
+}
+
+/** The registered kind `name`, or a 404 problem listing the known kinds. */
+export function requireJobKind(name: string): AnyJobKind {
+  const kind = registry.get(name);
+  if (!kind) throw notFound('unknown-job-kind', `Unknown job kind '${name}'. Known kinds: ${jobKindNames().join(', ') || '(none)'}.`, { known_kinds: jobKindNames() });
+  return kind;
 }
 
 export function jobKindNames(): string[] {

@@ -6,9 +6,8 @@ import type { RawImage } from '../image/io.js';
 import { parseParams } from '../util/params.js';
 import { type Logger, logger as rootLogger } from '../util/logger.js';
 import { badRequest } from '../util/problem.js';
-import { type AnyJobKind, type JobInputs, type JobServices, getJobKind, loadBuiltinJobKinds } from './kind.js';
+import { type AnyJobKind, type JobInputs, type JobServices, loadBuiltinJobKinds, requireJobKind } from './kind.js';
 import { type Progress, runStepLoop } from './runner.js';
-import { unknownKind } from './service.js';
 
 export interface LocalRunOptions {
   onProgress?(p: Progress): void;
@@ -33,8 +32,7 @@ export interface LocalRunResult {
  */
 export async function runJobLocally(kind: string | AnyJobKind, inputs: JobInputs, params: Record<string, unknown>, opts: LocalRunOptions = {}): Promise<LocalRunResult> {
   await loadBuiltinJobKinds();
-  const k = typeof kind === 'string' ? getJobKind(kind) : kind;
-  if (!k) throw unknownKind(String(kind));
+  const k = typeof kind === 'string' ? requireJobKind(kind) : kind;
   const config = opts.config ?? loadConfig();
   const p = parseParams(k.params(config), params);
   for (const f of k.inputs) {

@@ -1,21 +1,12 @@
-// The one step loop every job runs through — in the service (src/jobs/service.ts, with persistence) and
+// The one step loop every job runs through — in the service (src/jobs/execution.ts, with persistence) and
 // in-process (src/jobs/local.ts). It owns progress, previews, cancellation, checkpoints and the wall-clock
 // limit; between steps it yields to the event loop (setImmediate) so HTTP stays responsive.
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { RawImage } from '../image/io.js';
 import type { AnyJobKind, JobContext, JobInputs } from './kind.js';
+import type { Progress } from './record.js';
 
-export interface Progress {
-  step: number;
-  total: number;
-  fraction: number;
-  message: string;
-  metrics: Record<string, number>;
-  /** Mean duration of the recent steps, ms. */
-  step_ms?: number;
-  /** Estimated seconds to completion at the recent step rate. */
-  eta_s?: number;
-}
+export type { Progress } from './record.js';
 
 export interface LoopHooks {
   onProgress?(p: Progress): void | Promise<void>;

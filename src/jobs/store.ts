@@ -12,50 +12,39 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { readFile, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { z } from 'zod';
 import { writeAtomic, writeAtomicAsync } from '../util/fs.js';
+import { unreadableCheckpoint } from './checkpoint.js';
+import { type JobEvent, JobEventSchema } from './events.js';
 import type { SerializedState } from './kind.js';
-import type { Progress } from './runner.js';
+import { JOB_ID_RE, type JobRecord, JobRecordSchema, describeIssues } from './record.js';
 
-export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
-export const JOB_STATUSES: readonly JobStatus[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
-export const isTerminal = (s: JobStatus) => s === 'succeeded' || s === 'failed' || s === 'cancelled';
-
-export interface JobRecord {
-  id: string;
-  kind: string;
-  status: JobStatus;
-  /** Parsed (validated) parameters. */
-  params: unknown;
-  inputs: { field: string; file: string; content_type: string; bytes: number }[];
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-  progress: Progress;
-  error?: { type: string; detail: string };
-  result?: { file: string; content_type: string };
-  previews: { n: number; step: number; file: string }[];
-  /** The last checkpoint written (the file is checkpoint.bin). */
-  checkpoint?: { step: number; run_ms: number; at: string };
-  /** How many times the job was resumed after a restart. */
-  resumes: number;
-}
-
-export type JobEventType = 'status' | 'progress' | 'preview' | 'resumed' | 'done';
-export interface JobEvent {
-  id: number;
-  event: JobEventType;
-  data: Record<string, unknown>;
-  at: string;
-}
+// The record types live in record.ts; re-exported here, where the HTTP schemas have always found them.
+export { JOB_ID_RE, JOB_STATUSES, isTerminal, type JobRecord, type JobStatus } from './record.js';
 
 export interface CheckpointMeta {
   step: number;
   run_ms: number;
 }
 
+/** A job.json that exists but does not hold a valid record (left on disk, untouched, for a person to look at). */
+export interface UnreadableRecord {
+  id: string;
+  file: string;
+  problem: string;
+}
+
 const CKPT_MAGIC = Buffer.from('CVCKPT1\n');
 
-export const JOB_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** Only the id of a logged event (numbering must continue even after a damaged line). */
+const EventId = z.object({ id: z.number().int().min(1) });
+
+const CheckpointHeader = z.object({
+  step: z.number().int().min(0),
+  run_ms: z.number().min(0),
+  json: z.unknown(),
+  buffers: z.array(z.object({ name: z.string(), length: z.number().int().min(0) })),
+});
 
 export class JobStore {
   readonly root: string;
@@ -82,23 +71,33 @@ export class JobStore {
     writeAtomic(join(this.dir(rec.id), 'job.json'), JSON.stringify(rec));
   }
 
-  /** All stored records; deletes leftover folders of interrupted submissions and temporary files. */
-  async loadAll(): Promise<JobRecord[]> {
-    const out: JobRecord[] = [];
+  /**
+   * All stored records; deletes leftover folders of interrupted submissions (no job.json, or a torn one) and
+   * temporary files. A job.json that is valid JSON but not a valid record is left alone and reported.
+   */
+  async loadAll(): Promise<{ records: JobRecord[]; unreadable: UnreadableRecord[] }> {
+    const records: JobRecord[] = [];
+    const unreadable: UnreadableRecord[] = [];
     for (const name of readdirSync(this.root)) {
       if (!JOB_ID_RE.test(name)) continue;
       const dir = join(this.root, name);
-      let rec: JobRecord;
+      const file = join(dir, 'job.json');
+      let json: unknown;
       try {
-        rec = JSON.parse(readFileSync(join(dir, 'job.json'), 'utf8')) as JobRecord;
+        json = JSON.parse(readFileSync(file, 'utf8'));
       } catch {
         await rm(dir, { recursive: true, force: true });
         continue;
       }
+      const rec = JobRecordSchema.safeParse(json);
+      if (!rec.success || rec.data.id !== name) {
+        unreadable.push({ id: name, file, problem: rec.success ? `id '${rec.data.id}' differs from its folder name` : describeIssues(rec.error) });
+        continue;
+      }
       for (const f of readdirSync(dir)) if (f.includes('.tmp-')) await rm(join(dir, f), { force: true });
-      out.push(rec);
+      records.push(rec.data);
     }
-    return out;
+    return { records, unreadable };
   }
 
   appendEvent(id: string, ev: JobEvent): void {
@@ -116,17 +115,31 @@ export class JobStore {
     const out: JobEvent[] = [];
     for (const line of text.split('\n')) {
       if (!line) continue;
-      try {
-        const ev = JSON.parse(line) as JobEvent;
-        if (ev.id > after) out.push(ev);
-      } catch { /* torn line */ }
+      let json: unknown;
+      try { json = JSON.parse(line); } catch { continue; /* torn line */ }
+      const ev = JobEventSchema.safeParse(json);
+      if (!ev.success) throw new Error(`${join(this.dir(id), 'events.ndjson')}: an event that is not a valid job event (${describeIssues(ev.error)})`);
+      if (ev.data.id > after) out.push(ev.data);
     }
     return out;
   }
 
+  /** Id of the last complete event in the log (0 when none): numbering continues after it. */
   async lastEventId(id: string): Promise<number> {
-    const evs = await this.readEvents(id);
-    return evs.length ? evs[evs.length - 1]!.id : 0;
+    let text: string;
+    try {
+      text = await readFile(join(this.dir(id), 'events.ndjson'), 'utf8');
+    } catch {
+      return 0;
+    }
+    let last = 0;
+    for (const line of text.split('\n')) {
+      let json: unknown;
+      try { json = JSON.parse(line); } catch { continue; /* empty or torn line */ }
+      const ev = EventId.safeParse(json);
+      if (ev.success) last = Math.max(last, ev.data.id);
+    }
+    return last;
   }
 
   async writeCheckpoint(id: string, meta: CheckpointMeta, state: SerializedState): Promise<void> {
@@ -145,16 +158,27 @@ export class JobStore {
       return undefined;
     }
     if (!bytes.subarray(0, CKPT_MAGIC.length).equals(CKPT_MAGIC)) return undefined;
+    const file = join(this.dir(id), 'checkpoint.bin');
+    if (bytes.length < CKPT_MAGIC.length + 4) throw unreadableCheckpoint(file, 'truncated before the header');
     const hlen = bytes.readUInt32LE(CKPT_MAGIC.length);
     let off = CKPT_MAGIC.length + 4;
-    const header = JSON.parse(bytes.subarray(off, off + hlen).toString('utf8')) as CheckpointMeta & { json?: unknown; buffers: { name: string; length: number }[] };
+    let json: unknown;
+    try {
+      json = JSON.parse(bytes.subarray(off, off + hlen).toString('utf8'));
+    } catch (e) {
+      throw unreadableCheckpoint(file, `the header is not JSON (${e instanceof Error ? e.message : String(e)})`);
+    }
+    const header = CheckpointHeader.safeParse(json);
+    if (!header.success) throw unreadableCheckpoint(file, `invalid header (${describeIssues(header.error)})`);
     off += hlen;
+    const declared = header.data.buffers.reduce((n, b) => n + b.length, 0);
+    if (off + declared !== bytes.length) throw unreadableCheckpoint(file, `the header declares ${declared} bytes of buffers but ${bytes.length - off} follow it`);
     const buffers: Record<string, Buffer> = {};
-    for (const b of header.buffers) {
+    for (const b of header.data.buffers) {
       buffers[b.name] = Buffer.from(bytes.subarray(off, off + b.length));
       off += b.length;
     }
-    return { meta: { step: header.step, run_ms: header.run_ms }, state: { json: header.json, buffers } };
+    return { meta: { step: header.data.step, run_ms: header.data.run_ms }, state: { json: header.data.json, buffers } };
   }
 
   async deleteCheckpoint(id: string): Promise<void> {

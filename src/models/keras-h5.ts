@@ -47,7 +47,7 @@ export interface KerasH5Info {
 }
 
 let ready: Promise<unknown> | undefined;
-async function h5(): Promise<typeof h5wasm> {
+export async function h5(): Promise<typeof h5wasm> {
   ready ??= h5wasm.ready;
   await ready;
   return h5wasm;
@@ -57,7 +57,7 @@ async function h5(): Promise<typeof h5wasm> {
  * HDF5 prints its diagnostic stack to stderr and h5wasm often reports failures lazily. Run `fn` with stderr
  * captured so a failure can be reported as one precise line instead of 40 lines of C stack.
  */
-function withCapturedStderr<T>(fn: () => T): { value?: T; error?: unknown; stderr: string } {
+export function withCapturedStderr<T>(fn: () => T): { value?: T; error?: unknown; stderr: string } {
   const chunks: string[] = [];
   const original = process.stderr.write;
   process.stderr.write = ((chunk: string | Uint8Array) => {
@@ -74,7 +74,7 @@ function withCapturedStderr<T>(fn: () => T): { value?: T; error?: unknown; stder
 }
 
 /** The most specific line of an HDF5 diagnostic stack (the deepest "in fn(): message"). */
-function hdf5Reason(stderr: string): string | undefined {
+export function hdf5Reason(stderr: string): string | undefined {
   const lines = [...stderr.matchAll(/line \d+ in [^:]+\(\): (.+)$/gm)].map((m) => m[1]!.trim());
   return lines.at(-1);
 }
@@ -139,7 +139,7 @@ type H5File = InstanceType<typeof h5wasm.File>;
 type H5Dataset = InstanceType<typeof h5wasm.Dataset>;
 
 /** Decodes a string-list attribute as h5py/Keras write it (fixed or variable length; empty lists are often float64[0]). */
-function toStringList(value: unknown): string[] {
+export function toStringList(value: unknown): string[] {
   if (value === null || value === undefined) return [];
   // Fixed-length strings may be NUL- or space-padded (h5wasm already cuts at the first NUL).
   if (typeof value === 'string') return [value.replace(/[\0 ]+$/, '')];
@@ -152,12 +152,12 @@ function toStringList(value: unknown): string[] {
   return [String(value)];
 }
 
-function hasAttr(g: H5Group, name: string): boolean {
+export function hasAttr(g: H5Group, name: string): boolean {
   return Object.hasOwn(g.attrs, name);
 }
 
 /** `load_attributes_from_hdf5_group`: `name`, or the chunks `name0`, `name1`, …. */
-function readListAttr(g: H5Group, name: string): string[] | undefined {
+export function readListAttr(g: H5Group, name: string): string[] | undefined {
   if (hasAttr(g, name)) return toStringList(g.get_attribute(name, false));
   if (!hasAttr(g, `${name}0`)) return undefined;
   const out: string[] = [];
@@ -165,7 +165,7 @@ function readListAttr(g: H5Group, name: string): string[] | undefined {
   return out;
 }
 
-function readStringAttr(g: H5Group, name: string): string | undefined {
+export function readStringAttr(g: H5Group, name: string): string | undefined {
   if (!hasAttr(g, name)) return undefined;
   return toStringList(g.get_attribute(name, false))[0];
 }

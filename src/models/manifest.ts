@@ -16,7 +16,7 @@ export const PreprocessingMode = z.enum(['caffe', 'tf', 'mnist']);
 export type PreprocessingMode = z.infer<typeof PreprocessingMode>;
 
 /** Where the weights came from. `synthetic` weights are seeded random: their outputs mean nothing. */
-export const Provenance = z.enum(['imagenet', 'synthetic', 'fine-tuned', 'trained']);
+export const Provenance = z.enum(['imagenet', 'synthetic', 'fine-tuned', 'trained', 'imported']);
 export type Provenance = z.infer<typeof Provenance>;
 
 export const Manifest = z.object({
@@ -70,6 +70,15 @@ export const Manifest = z.object({
     keras_version: z.string().optional(),
     weighted_layers: z.number().int().nonnegative(),
   }).optional(),
+  /**
+   * What the output values mean (absent = probabilities): `logits` get a softmax at classification time (and the
+   * answer says so), `sigmoid` are independent per-class probabilities (multi-label), `features` a feature map.
+   */
+  outputs: z.enum(['probabilities', 'logits', 'sigmoid', 'features']).optional(),
+  /** Every layer of an imported model: its Keras name (= the ONNX value name), class and output shape (NHWC, null batch). */
+  layers: z.array(z.object({ name: z.string(), class_name: z.string(), output_shape: z.array(z.number().int().nullable()) })).optional(),
+  /** Where an imported model came from: the file layout and the Keras version that wrote it. */
+  source: z.object({ format: z.string(), keras_version: z.string().nullable(), file: z.string() }).optional(),
   created_at: z.string(),
   training: z.record(z.string(), z.unknown()).optional(),
   metrics: z.record(z.string(), z.unknown()).optional(),

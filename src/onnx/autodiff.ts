@@ -7,24 +7,30 @@
 //   appendGradients(builder, options)     lower level: append backward nodes to a GraphBuilder in place
 //                                         (for the ops that build their losses with GraphBuilder)
 //
-// The per-op backward rules live in ./vjp/ops.ts (the VJPS table); docs/autodiff.md explains them.
+// Everything op-specific (static shape inference, whether gradients flow, the VJP) is one rule record per op
+// type in ./vjp/rules/*.ts, gathered by ./vjp/registry.ts; docs/autodiff.md explains them.
 import { GraphBuilder } from './builder.js';
 import {
   type GraphProto, type ModelProto, type NodeProto,
   decodeModel, encodeModel, floatTensor, makeValueInfo, onnx,
 } from './proto.js';
 import { AutodiffError, VjpContext, type VjpOptions } from './vjp/context.js';
-import { VJPS } from './vjp/ops.js';
-import { NON_DIFFERENTIABLE, StaticInfo, attrs, isFloatType } from './vjp/static.js';
+import { attrs } from './vjp/dims.js';
+import { RULES, ruleOf } from './vjp/registry.js';
+import { StaticInfo } from './vjp/static.js';
 
 export { AutodiffError } from './vjp/context.js';
 export type { VjpOptions } from './vjp/context.js';
-export { VJPS } from './vjp/ops.js';
+export { RULES } from './vjp/registry.js';
+export type { GradKind, OpRule, Vjp, VjpArgs } from './vjp/rule.js';
 
 export interface GradientOptions {
   /** Name of the scalar value to differentiate (exposed as graph output `loss`). */
   loss: string;
-  /** Graph inputs to differentiate with respect to; each gets an output `<name>_grad`. */
+  /**
+   * Values to differentiate with respect to: graph inputs (e.g. the image) and/or initializers (weights and
+   * biases); each gets an output `<name>_grad` with the same shape.
+   */
   wrt: string[];
 }
 
@@ -42,8 +48,8 @@ export interface AppendGradientsOptions extends GradientOptions, VjpOptions {
   opset?: number;
 }
 
-/** Op types with a VJP rule (differentiable path), in table order. */
-export const SUPPORTED_OPS: readonly string[] = Object.keys(VJPS);
+/** Op types with a VJP (gradients flow through them), in registry order. */
+export const SUPPORTED_OPS: readonly string[] = Object.keys(RULES).filter((op) => typeof RULES[op]!.grad === 'object');
 
 /**
  * Public contract: takes a serialised ModelProto, returns one whose graph has the forward inputs and
@@ -95,7 +101,8 @@ export function gradientModel(model: ModelProto, options: GradientModelOptions):
     if (b.hasValue(name)) throw new AutodiffError(`autodiff: the graph already has a value named '${name}'`);
     b.node('Identity', [grads[w]!], {}, { outputs: [name] });
     const inInfo = b.inputs.find((v) => v.name === w);
-    b.outputs.push(inInfo?.type ? { name, type: inInfo.type } : makeValueInfo(name, 'float32'));
+    const init = b.initializers.find((t) => t.name === w);
+    b.outputs.push(inInfo?.type ? { name, type: inInfo.type } : makeValueInfo(name, 'float32', init ? (init.dims ?? []).map(Number) : undefined));
   }
 
   const pruned = pruneUnused(b.toGraph());
@@ -131,7 +138,7 @@ export function appendGradients(b: GraphBuilder, options: AppendGradientsOptions
   const opset = options.opset ?? 17;
   if (opset < 13) throw new AutodiffError(`autodiff: opset ${opset} is not supported (need ≥ 13)`);
   const nodes = b.nodes.slice();
-  const info = new StaticInfo(nodes, b.inputs, b.initializers);
+  const info = new StaticInfo(nodes, b.inputs, b.initializers, ruleOf);
   const ctx = new VjpContext(b, info, opset, options);
   const inputNames = new Set(b.inputs.map((v) => v.name ?? ''));
   const producer = new Map<string, number>();
@@ -139,8 +146,11 @@ export function appendGradients(b: GraphBuilder, options: AppendGradientsOptions
   if (!producer.has(options.loss) && !inputNames.has(options.loss)) {
     throw new AutodiffError(`autodiff: loss '${options.loss}' is not produced by any node of the graph`);
   }
+  const initializerNames = new Set(b.initializers.map((t) => t.name ?? ''));
   for (const w of options.wrt) {
-    if (!inputNames.has(w)) throw new AutodiffError(`autodiff: wrt '${w}' is not a graph input`);
+    if (!inputNames.has(w) && !initializerNames.has(w)) {
+      throw new AutodiffError(`autodiff: wrt '${w}' is neither a graph input nor an initializer`);
+    }
   }
 
   // Nodes the loss depends on, in topological order.
@@ -151,10 +161,8 @@ export function appendGradients(b: GraphBuilder, options: AppendGradientsOptions
   const reach = new Set<string>(options.wrt);
   for (const i of order) {
     const n = nodes[i]!;
-    const op = n.opType ?? '';
     if (!(n.input ?? []).some((x) => x && reach.has(x) && !info.nonFloat.has(x))) continue;
-    if (NON_DIFFERENTIABLE.has(op)) continue;
-    if (op === 'Cast' && !isFloatType(Number(attrs(n.attribute ?? []).to))) continue;
+    if (ruleOf(n)?.grad === 'none') continue;
     for (const o of n.output ?? []) if (o && !info.nonFloat.has(o)) reach.add(o);
   }
   const onPath = (v: string): boolean => reach.has(v) && lossAncestors.has(v) && !info.nonFloat.has(v);
@@ -165,6 +173,7 @@ export function appendGradients(b: GraphBuilder, options: AppendGradientsOptions
     if (accumulated.has(v)) return accumulated.get(v);
     const list = contributions.get(v) ?? [];
     const g = list.length === 0 ? undefined : list.length === 1 ? list[0] : ctx.op('Sum', list, {}, 'acc');
+    if (g && list.length > 1 && list.every((c) => ctx.maskedBy.get(c) === v)) ctx.maskedBy.set(g, v);
     accumulated.set(v, g);
     return g;
   };
@@ -184,15 +193,15 @@ export function appendGradients(b: GraphBuilder, options: AppendGradientsOptions
     const need = ins.map((x) => x !== '' && onPath(x));
     if (!need.some((v) => v)) continue;
     const op = node.opType ?? '';
-    const vjp = !node.domain || node.domain === 'ai.onnx' ? VJPS[op] : undefined;
-    if (!vjp) {
+    const grad = ruleOf(node)?.grad;
+    if (typeof grad !== 'object') {
       const name = node.name || outs[0] || '?';
       throw new AutodiffError(
         `autodiff: unsupported op '${node.domain ? `${node.domain}.` : ''}${op}' (node '${name}') on the path from wrt to the loss`, op, name,
       );
     }
     const gy = outs.map((o) => (o && onPath(o) ? accumulate(o) : undefined));
-    const res = vjp({ ctx, node, x: ins, y: outs.map((o) => o ?? ''), gy, need, a: attrs(node.attribute ?? []) });
+    const res = grad.vjp({ ctx, node, x: ins, y: outs.map((o) => o ?? ''), gy, need, a: attrs(node.attribute ?? []) });
     ins.forEach((x, i) => {
       const g = res[i];
       if (!need[i] || !g) return;

@@ -1,5 +1,6 @@
-// DeepDream (keras-facts §6, the keras-io recipe) on an InceptionV3-architecture model, plus tiled gradients
-// with a random roll (the TF DeepDream tutorial) so large images need bounded memory and show no seams.
+// DeepDream (keras-facts §6, the keras-io recipe) on any model with a graph, by layer name (the keras-io
+// layers mixed4…mixed7 by default on an InceptionV3), plus tiled gradients with a random roll (the TF DeepDream
+// tutorial) so large images need bounded memory and show no seams.
 //
 // Loss (keras-io): Σ_l coeff_l · Σ(act_l[:, :, 2:−2, 2:−2]²) / prod(shape(act_l)) — border crop, full-shape
 // denominator. One ascent step: g = ∂loss/∂img; g /= max(mean|g|, 1e-6); img += step·g. Octaves: shapes
@@ -7,13 +8,13 @@
 //
 // The step machine is deterministic in the step index (octave = ⌊step/iterations⌋, roll from (seed, step)),
 // so a job can be checkpointed after any step and resumed with identical results.
-import { getArchitecture } from '../models/architectures/index.js';
 import type { Engine } from '../engine/engine.js';
 import type { GraphBuilder } from '../onnx/builder.js';
 import { type Chw, addTile, extractTile, resizeBilinear, roll, tileRanges } from '../image/chw.js';
 import { Prng } from '../util/prng.js';
 import { unprocessable } from '../util/problem.js';
 import { IMAGE_GRAD, IMAGE_INPUT, ensureSession, scalarTensor, wire } from './grad-session.js';
+import { type ModelLayers, convActivationLayers, evenlySpaced, requireLayers } from './model-layers.js';
 
 export interface DreamLayer { name: string; coeff: number }
 
@@ -22,9 +23,27 @@ export const KERAS_DREAM_LAYERS: DreamLayer[] = [
   { name: 'mixed4', coeff: 1.0 }, { name: 'mixed5', coeff: 1.5 }, { name: 'mixed6', coeff: 2.0 }, { name: 'mixed7', coeff: 2.5 },
 ];
 
-/** InceptionV3 values a dream loss may use (every Keras layer output except the folded conv2d_K and the input). */
-export function dreamLayerNames(): string[] {
-  return getArchitecture('inception_v3').kerasLayerNames(false).filter((n) => n !== 'input_1' && !/^conv2d_\d+$/.test(n));
+/** How many layers the default of a model without keras-io's layers takes. */
+export const GENERIC_DREAM_LAYERS = 4;
+
+/**
+ * The default dream layers of a model: keras-io's mixed4…mixed7 (1, 1.5, 2, 2.5) when it has them (an
+ * InceptionV3), else the {@link GENERIC_DREAM_LAYERS} conv/activation feature maps evenly spaced from the middle
+ * of the network to its last one, each with coefficient 1.
+ */
+export function defaultDreamLayers(ml: ModelLayers): DreamLayer[] {
+  const names = new Set(ml.featureMaps.map((l) => l.name));
+  if (KERAS_DREAM_LAYERS.every((l) => names.has(l.name))) return KERAS_DREAM_LAYERS;
+  const picked = evenlySpaced(convActivationLayers(ml), GENERIC_DREAM_LAYERS, 0.5, 1);
+  if (picked.length === 0) throw unprocessable('no-feature-layers', `Model '${ml.model}' has no 4-D feature map to dream on.`);
+  return picked.map((l) => ({ name: l.name, coeff: 1 }));
+}
+
+/** The requested layers (each must be a feature map of the model: 422 `unknown-layer` otherwise) or the defaults. */
+export function resolveDreamLayers(ml: ModelLayers, requested: DreamLayer[] | undefined): DreamLayer[] {
+  if (!requested) return defaultDreamLayers(ml);
+  requireLayers(ml, requested.map((l) => l.name), 'layers');
+  return requested;
 }
 
 export interface DreamLossOptions {
@@ -33,7 +52,7 @@ export interface DreamLossOptions {
   crop: number;
 }
 
-/** Adds the dream loss to a forward InceptionV3 graph; coefficient k is the scalar graph input `coeff_k`. */
+/** Adds the dream loss to a forward graph (4-D feature maps); coefficient k is the scalar graph input `coeff_k`. */
 export function addDreamLoss(b: GraphBuilder, opts: DreamLossOptions): { loss: string } {
   const terms = opts.layers.map((l, k) => {
     if (!b.hasValue(l)) throw new Error(`dream: the model has no layer '${l}'`);
@@ -91,10 +110,11 @@ export function octaveShapes(h: number, w: number, octaves: number, scale: numbe
   return shapes;
 }
 
-export function checkOctaves(h: number, w: number, octaves: number, scale: number, minSide: number): void {
+/** 422 `image-too-small` unless the smallest octave is at least minSide (what `model` needs) on each side. */
+export function checkOctaves(h: number, w: number, octaves: number, scale: number, minSide: number, model = 'InceptionV3'): void {
   const [sh, sw] = octaveShapes(h, w, octaves, scale)[0]!;
   if (Math.min(sh, sw) < minSide) {
-    throw unprocessable('image-too-small', `The smallest octave would be ${sw}×${sh}; InceptionV3 needs at least ${minSide}×${minSide}. Use a larger image, fewer octaves or a smaller octave_scale (the image needs a short side of at least ${Math.ceil(minSide * scale ** (octaves - 1))} px).`);
+    throw unprocessable('image-too-small', `The smallest octave would be ${sw}×${sh}; ${model} needs at least ${minSide}×${minSide}. Use a larger image, fewer octaves or a smaller octave_scale (the image needs a short side of at least ${Math.ceil(minSide * scale ** (octaves - 1))} px).`);
   }
 }
 

@@ -7,11 +7,11 @@ import { fork } from 'node:child_process';
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Engine, RunResult, WireTensor } from '../engine/engine.js';
+import type { Engine, RunResult, SessionSource, WireTensor } from '../engine/engine.js';
 import type { ModelEntry, ModelRegistry } from '../models/registry.js';
 import { gradientModel, pruneUnused } from '../onnx/autodiff.js';
 import { GraphBuilder } from '../onnx/builder.js';
-import { type ModelProto, type TensorProto, decodeModel, encodeModel, onnx } from '../onnx/proto.js';
+import { type ModelProto, type TensorProto, decodeModel, encodeModel, makeValueInfo, onnx } from '../onnx/proto.js';
 import { unavailable, badRequest } from '../util/problem.js';
 import { isRunningTypeScript } from '../util/worker-url.js';
 
@@ -51,6 +51,17 @@ export function materializeExternal(initializers: TensorProto[], modelDir: strin
   }
 }
 
+/**
+ * Makes the image input's batch and spatial dims symbolic: a model imported with a fixed input size (a Keras
+ * Input(shape=(28, 28, 1))) still runs its convolutional part at any size, which dream octaves and tiles need.
+ */
+function freeImageSize(b: GraphBuilder): void {
+  const i = b.inputs.findIndex((v) => v.name === IMAGE_INPUT);
+  const dims = i < 0 ? undefined : b.inputs[i]!.type?.tensorType?.shape?.dim;
+  if (!dims || dims.length !== 4 || dims[1]?.dimValue == null) return;
+  b.inputs[i] = makeValueInfo(IMAGE_INPUT, 'float32', ['N', Number(dims[1].dimValue), 'H', 'W']);
+}
+
 export interface LossGraph {
   /** Name of the scalar loss value added to the builder. */
   loss: string;
@@ -66,6 +77,7 @@ export function buildGradientModel(modelPath: string, addLoss: (b: GraphBuilder)
   const model = decodeModel(readFileSync(modelPath));
   const b = GraphBuilder.fromGraph(model.graph!);
   b.outputs.length = 0;
+  freeImageSize(b);
   const { loss, extraOutputs = [] } = addLoss(b);
   for (const o of extraOutputs) b.output(o, 'float32', []);
   const withLoss = onnx.ModelProto.create({ ...model, graph: { ...b.toGraph(), valueInfo: [] } }) as ModelProto;
@@ -79,6 +91,7 @@ export function buildForwardModel(modelPath: string, addOutputs: (b: GraphBuilde
   const model = decodeModel(readFileSync(modelPath));
   const b = GraphBuilder.fromGraph(model.graph!);
   b.outputs.length = 0;
+  freeImageSize(b);
   for (const o of addOutputs(b)) b.output(o, 'float32');
   const graph = pruneUnused(b.toGraph());
   materializeExternal(graph.initializer as TensorProto[], dirname(modelPath));
@@ -88,21 +101,41 @@ export function buildForwardModel(modelPath: string, addOutputs: (b: GraphBuilde
 /** What a cached session is built from: serialisable, so the build runs in a child process. */
 export type GraphRecipe =
   | { kind: 'dream-gradient'; layers: string[]; crop: number }
-  | { kind: 'style-gradient'; recipe: string }
-  | { kind: 'style-targets'; recipe: string };
+  | { kind: 'style-gradient'; style: StyleGraphLayers }
+  | { kind: 'style-targets'; style: StyleGraphLayers };
+
+/**
+ * The layers of a style graph on any model: style.ts's StyleLossSpec as plain data (spelt out here so this
+ * module does not import style.ts, which imports it). `recipe` is checked by the child that builds the graph.
+ */
+export interface StyleGraphLayers {
+  recipe: string;
+  contentLayer: string;
+  styleLayers: string[];
+  channels?: Record<string, number>;
+}
 
 export interface GraphSpec {
   modelPath: string;
   recipe: GraphRecipe;
 }
 
+/** A session made in this process, quickly: its model's bytes, or a source (a path) the maker wrote itself. */
+export type SessionMaker = () => Uint8Array | SessionSource;
+
 /**
- * Loads the session `spec` describes into the engine under `key` once (concurrent callers share the build),
- * through the engine's bounded session cache: released from the workers when idle, evicted when the cache is
- * full. Callers ask again before each use (a job: before each step), which also marks the entry as in use.
+ * Loads a session into the engine under `key` once (concurrent callers share the build), through the engine's
+ * bounded session cache: released from the workers when idle, evicted when the cache is full. `how` is a
+ * {@link GraphSpec} (a gradient graph: seconds of work, built in a child process) or a {@link SessionMaker}
+ * (explanation graphs: milliseconds; bytes go to the cache's file, a path of the maker's own is loaded as is).
+ * Callers ask again before each use (a job: before each step), which also marks the entry as in use.
  */
-export function ensureSession(engine: Engine, key: string, spec: GraphSpec): Promise<string> {
-  return engine.cache.ensure(key, (file) => buildGraphFile(spec, file));
+export function ensureSession(engine: Engine, key: string, how: GraphSpec | SessionMaker): Promise<string> {
+  return engine.cache.ensure(key, async (file) => {
+    if (typeof how !== 'function') return buildGraphFile(how, file);
+    const made = how();
+    return made instanceof Uint8Array ? { bytes: made } : made;
+  });
 }
 
 export interface GraphBuildRequest { spec: GraphSpec; file: string }
@@ -143,19 +176,22 @@ export function gradServices(services: GradServices | undefined): GradServices {
   return services;
 }
 
-/** A ready model of the given architecture (any variant: top or notop), or a ProblemError saying why not. */
-export function requireModel(registry: ModelRegistry, name: string, architecture: string): ModelEntry & { modelPath: string } {
+/**
+ * A ready model (any task, any architecture: the gradient ops work on every model with a graph), or a
+ * ProblemError saying why not. `architecture`, when given, is required as well.
+ */
+export function requireModel(registry: ModelRegistry, name: string, architecture?: string): ModelEntry & { modelPath: string } {
   const entry = registry.get(name);
   if (!entry) {
-    const known = registry.list().filter((e) => e.architecture === architecture).map((e) => e.name);
-    throw badRequest('unknown-model', `No model named '${name}'. ${architecture} models: ${known.join(', ') || '(none installed)'}.`, { models: known });
+    const known = registry.list().filter((e) => (architecture ? e.architecture === architecture : e.status === 'ready')).map((e) => e.name);
+    throw badRequest('unknown-model', `No model named '${name}'. ${architecture ? `${architecture} models` : 'Installed models'}: ${known.join(', ') || '(none installed)'}.`, { models: known });
   }
   if (entry.status === 'missing') throw unavailable('model-not-installed', `Model '${name}' is not installed. Install it with: ${entry.install?.join('  or  ') ?? `convserve models fetch ${name}`}`, { install: entry.install ?? [] });
   if (entry.status === 'downloading') throw unavailable('model-downloading', `Model '${name}' is downloading${entry.percent !== undefined ? ` (${entry.percent}%)` : ''}; try again when GET /v1/models shows it ready.`, {}, 30);
-  if (entry.status === 'error') throw unavailable('model-error', `Model '${name}' cannot be used: ${entry.error}`);
+  if (entry.status === 'error' || !entry.modelPath) throw unavailable('model-error', `Model '${name}' cannot be used: ${entry.error ?? 'it has no model file'}`);
   const arch = entry.manifest?.architecture;
-  if (arch !== architecture) throw badRequest('wrong-architecture', `Model '${name}' is a ${arch ?? 'unknown'} model; this operation needs a ${architecture} model.`);
-  return entry as ModelEntry & { modelPath: string };
+  if (architecture && arch !== architecture) throw badRequest('wrong-architecture', `Model '${name}' is a ${arch ?? 'unknown'} model; this operation needs a ${architecture} model.`);
+  return { ...entry, modelPath: entry.modelPath };
 }
 
 /** Cache-key part identifying the folder contents a session was built from. */

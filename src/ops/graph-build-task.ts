@@ -4,17 +4,20 @@
 // the server's malloc arenas after the build; a process gives all of it back when it exits.
 import { writeFileSync } from 'node:fs';
 import { addDreamLoss } from './dream.js';
-import { type GraphBuildReply, type GraphBuildRequest, type GraphSpec, buildForwardModel, buildGradientModel } from './grad-session.js';
-import { RECIPES, type StyleRecipe, addStyleLoss, addTargetOutputs } from './style.js';
+import {
+  type GraphBuildReply, type GraphBuildRequest, type GraphSpec, type StyleGraphLayers, buildForwardModel, buildGradientModel,
+} from './grad-session.js';
+import { RECIPES, type StyleLossSpec, type StyleRecipe, addStyleLoss, addTargetOutputs } from './style.js';
 
 const send = process.send?.bind(process);
 if (!send) throw new Error('graph-build-task.ts is the entry of a forked child process');
 
 const isStyleRecipe = (name: string): name is StyleRecipe => Object.hasOwn(RECIPES, name);
 
-function styleRecipe(name: string): StyleRecipe {
-  if (!isStyleRecipe(name)) throw new Error(`unknown style recipe '${name}'`);
-  return name;
+function styleLossSpec(layers: StyleGraphLayers): StyleLossSpec {
+  const { recipe } = layers;
+  if (!isStyleRecipe(recipe)) throw new Error(`unknown style recipe '${recipe}'`);
+  return { ...layers, recipe };
 }
 
 function build({ modelPath, recipe }: GraphSpec): Uint8Array {
@@ -22,9 +25,9 @@ function build({ modelPath, recipe }: GraphSpec): Uint8Array {
     case 'dream-gradient':
       return buildGradientModel(modelPath, (b) => addDreamLoss(b, { layers: recipe.layers, crop: recipe.crop }));
     case 'style-gradient':
-      return buildGradientModel(modelPath, (b) => addStyleLoss(b, styleRecipe(recipe.recipe)));
+      return buildGradientModel(modelPath, (b) => addStyleLoss(b, styleLossSpec(recipe.style)));
     case 'style-targets':
-      return buildForwardModel(modelPath, (b) => addTargetOutputs(b, styleRecipe(recipe.recipe)));
+      return buildForwardModel(modelPath, (b) => addTargetOutputs(b, styleLossSpec(recipe.style)));
   }
 }
 

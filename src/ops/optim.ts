@@ -12,7 +12,7 @@
 // - Adam (Kingma & Ba; β1 0.9, β2 0.999, ε 1e-8).
 // - SGD with keras-io's ExponentialDecay(100, decay_steps 100, rate 0.96, staircase False).
 // Arrays are Float32 (an image is ~0.7 M values; 10 pairs = 58 MB); dot products accumulate in float64.
-import type { SerializedState } from '../jobs/kind.js';
+import type { SerializedState } from '../util/serialized-state.js';
 import { bytesOf, floatsOf } from '../util/float-bytes.js';
 
 /** Line-search growth factor while the curvature condition is not met and no upper bracket is known. */

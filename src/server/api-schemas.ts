@@ -1,7 +1,8 @@
 // Response schemas of the JSON API (zod). Handlers type their bodies against these (`satisfies z.input<…>`),
 // /openapi.json is generated from them, and test/openapi.test.ts validates real responses against the result.
 import { z } from 'zod';
-import { Manifest, PreprocessingMode, Provenance } from '../models/manifest.js';
+import { PreprocessingSpecSchema } from '../image/preprocess.js';
+import { Manifest, Provenance } from '../models/manifest.js';
 import { JOB_STATUSES } from '../jobs/store.js';
 
 export const HealthResponse = z.object({ status: z.literal('ok'), uptime_s: z.number().int() });
@@ -55,7 +56,7 @@ export const ModelInfo = z.object({
   task: z.enum(['classification', 'features']).optional(),
   input: Manifest.shape.input.optional(),
   classes: z.number().int().optional(),
-  preprocessing: PreprocessingMode.optional(),
+  preprocessing: PreprocessingSpecSchema.optional(),
   weights: WeightsInfoSchema.optional(),
   created_at: z.string().optional(),
   percent: z.number().optional(),
@@ -109,6 +110,8 @@ export const JobViewSchema = z.object({
   previews: z.array(z.string()),
   params: z.unknown(),
   queue_position: z.number().int().optional(),
+  worker: z.object({ id: z.string(), host: z.string(), pid: z.number().int() }).optional()
+    .describe('distributed mode (CONVSERVE_REDIS_URL): the worker process running the job, while it runs'),
   links: JobLinks,
 }).meta({ id: 'Job' });
 
@@ -126,3 +129,15 @@ export const JobKindsResponse = z.object({
 export const SamplesResponse = z.object({ samples: z.array(z.object({ name: z.string(), url: z.string(), bytes: z.number().int() })) });
 
 export const ImageResponses = { 'image/png': 'binary', 'image/jpeg': 'binary', 'image/webp': 'binary' } as const;
+
+export const ReloadResponse = z.object({
+  added: z.array(z.string()).describe('models that appeared'),
+  changed: z.array(z.string()).describe('models whose folder was replaced (reloaded if they were loaded)'),
+  removed: z.array(z.string()).describe('models that disappeared'),
+  models: z.array(z.object({
+    name: z.string(),
+    status: z.string(),
+    error: z.string().optional(),
+    engine: z.object({ state: z.enum(['loading', 'loaded', 'failed']), load_ms: z.number().optional(), error: z.string().optional() }).optional(),
+  })),
+});

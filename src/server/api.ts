@@ -1,8 +1,8 @@
-// The route registry: every HTTP route declares its method, path, parameters, request body and responses here,
-// with the same zod schemas the handlers validate with. GET /openapi.json is generated from this registry
-// (z.toJSONSchema), so the documentation cannot drift from the code; test/openapi.test.ts checks that every
-// express route is registered and that real responses match the declared schemas.
-import type { RequestHandler, Router } from 'express';
+// How an HTTP route is described: method, path, parameters, request body and responses, with the same zod
+// schemas the handlers validate with; and the OpenAPI 3.1 document generated from such descriptions
+// (z.toJSONSchema), so the documentation cannot drift from the code. Routes are declared through the
+// RouteRegistry of their app (route-registry.ts); test/openapi-metrics.test.ts checks that every express route is
+// described and that real responses match the declared schemas.
 import { z } from 'zod';
 
 export type HttpMethod = 'get' | 'post' | 'delete';
@@ -42,19 +42,6 @@ export interface ApiRoute {
   hidden?: boolean;
 }
 
-const routes = new Map<string, ApiRoute>();
-
-/** Registers (or re-registers, idempotently) a route's description. */
-export function describeRoute(spec: ApiRoute): ApiRoute {
-  routes.set(`${spec.method} ${spec.path}`, spec);
-  return spec;
-}
-
-/** Every registered route, in path order. */
-export function apiRoutes(): ApiRoute[] {
-  return [...routes.values()].sort((a, b) => a.path.localeCompare(b.path) || a.method.localeCompare(b.method));
-}
-
 /** `/v1/jobs/{id}/previews/{n}` → `/v1/jobs/:id/previews/:n`. */
 export function expressPath(openapiPath: string): string {
   return openapiPath.replace(/\{(\w+)\}/g, ':$1');
@@ -63,12 +50,6 @@ export function expressPath(openapiPath: string): string {
 /** `/v1/jobs/:id` → `/v1/jobs/{id}`. */
 export function openapiPath(expressPathStr: string): string {
   return expressPathStr.replace(/:(\w+)/g, '{$1}');
-}
-
-/** Declares a route and mounts its handlers on `router` in one go. */
-export function route(router: Router, spec: ApiRoute, ...handlers: RequestHandler[]): void {
-  describeRoute(spec);
-  router[spec.method](expressPath(spec.path), ...handlers);
 }
 
 // ---- shared schemas -------------------------------------------------------------------------------------------
@@ -131,11 +112,11 @@ export interface OpenApiOptions {
   serverUrl?: string;
 }
 
-/** The OpenAPI 3.1 document of every registered route. */
-export function openApiDocument(opts: OpenApiOptions): Record<string, unknown> {
+/** The OpenAPI 3.1 document of `routes`. */
+export function openApiDocument(routes: readonly ApiRoute[], opts: OpenApiOptions): Record<string, unknown> {
   const defs: Record<string, JsonSchema> = {};
   const paths: Record<string, Record<string, unknown>> = {};
-  for (const r of apiRoutes()) {
+  for (const r of routes) {
     const parameters: Record<string, unknown>[] = [];
     const pp = objectProperties(r.pathParams, defs);
     for (const [name, schema] of Object.entries(pp.properties)) parameters.push({ name, in: 'path', required: true, schema });

@@ -1,16 +1,17 @@
-// The express application: request ids, structured request logs, routes, problem+json errors.
+// The express application: request ids, structured request logs, routes, problem+json errors. Each app has its
+// own RouteRegistry: the built-in routes (health, filter) and every plugin's routes are declared through it.
 import { randomUUID } from 'node:crypto';
-import express, { type ErrorRequestHandler, type Express, type RequestHandler, type Router } from 'express';
+import express, { type ErrorRequestHandler, type Express } from 'express';
 import { pinoHttp } from 'pino-http';
 import { ProblemError, notFound } from '../util/problem.js';
 import type { AppContext } from './context.js';
+import type { BoundPlugin } from './plugin.js';
+import { type ApiRouter, RouteRegistry } from './route-registry.js';
 import { filterRoutes } from './routes/filter.js';
 import { healthRoutes } from './routes/health.js';
 
-/** Route modules contributed by the feature areas; each gets the shared context. */
-export type RouteModule = (ctx: AppContext) => Router;
-
-export function createApp(ctx: AppContext, extraRoutes: RouteModule[] = [], middleware: RequestHandler[] = []): Express {
+export function createApp(ctx: AppContext, plugins: readonly BoundPlugin[] = []): Express {
+  const registry = new RouteRegistry();
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'extended');
@@ -27,13 +28,21 @@ export function createApp(ctx: AppContext, extraRoutes: RouteModule[] = [], midd
     autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' },
   }));
   // Plugin middleware that must see every request (request metrics).
-  for (const m of middleware) app.use(m);
+  for (const p of plugins) {
+    const m = p.middleware();
+    if (m) app.use(m);
+  }
   app.use(express.json({ limit: '1mb', type: ['application/json', 'application/*+json'] }));
   app.use(express.urlencoded({ extended: false, limit: '1mb' }));
 
-  app.use(healthRoutes(ctx));
-  app.use(filterRoutes(ctx));
-  for (const mod of extraRoutes) app.use(mod(ctx));
+  const mount = (declare: (router: ApiRouter) => void) => {
+    const router = registry.router();
+    declare(router);
+    app.use(router.express);
+  };
+  mount((r) => healthRoutes(r, ctx));
+  mount((r) => filterRoutes(r, ctx));
+  for (const p of plugins) mount((r) => p.routes(r));
 
   app.use((req, _res, next) => next(notFound('no-such-route', `No route ${req.method} ${req.path}.`)));
   app.use(problemHandler(ctx));

@@ -1,16 +1,14 @@
-// What every route module receives: configuration, logger, readiness, and the long-lived services.
-// Services are optional so the HTTP layer can be started (and tested) with just the parts it needs.
+// What every route module and plugin receives: the configuration, the logger, readiness, and the core — typed
+// with the parts the plugin declared it needs.
 import type { Config } from '../config.js';
+import type { CorePart, CoreWith } from '../app/core.js';
+import type { Readiness } from '../app/readiness.js';
 import type { Logger } from '../util/logger.js';
-import type { Readiness } from './readiness.js';
 
-export interface Services {
-  [name: string]: unknown;
-}
-
-export interface AppContext {
+export interface AppContext<N extends CorePart = never> {
   config: Config;
   logger: Logger;
+  /** The core's readiness (GET /readyz). */
   readiness: Readiness;
-  services: Services;
+  core: CoreWith<N>;
 }

@@ -4,15 +4,11 @@
 // The metrics are documented in docs/web-ops.md.
 import type { RequestHandler } from 'express';
 import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client';
-import type { Engine, EngineRunEvent } from '../engine/engine.js';
-import type { JobService } from '../jobs/service.js';
-import type { ModelRegistry } from '../models/registry.js';
-import type { EngineModelProvider } from '../models/provider.js';
-import type { Classifier } from '../ops/classify.js';
-import { openapiPath, route } from './api.js';
-import type { AppContext } from './context.js';
-import type { ServicePlugin } from './service.js';
-import { Router } from 'express';
+import type { Core } from '../app/core.js';
+import type { EngineRunEvent } from '../engine/engine.js';
+import { openapiPath } from './api.js';
+import type { ServicePlugin } from './plugin.js';
+import { route } from './route-registry.js';
 
 const DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 const BATCH_BUCKETS = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64];
@@ -29,15 +25,15 @@ export class ServiceMetrics {
   private readonly httpDuration: Histogram<'method' | 'route' | 'status'>;
   private readonly unsubscribe: (() => void)[] = [];
 
-  constructor(ctx: AppContext) {
+  /** Observes whichever parts `core` has (engine, classifier, models, jobs). */
+  constructor(core: Core) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     this.httpRequests = new Counter({ name: 'convserve_http_requests_total', help: 'HTTP requests by method, route template and status code.', labelNames: ['method', 'route', 'status'], registers });
     this.httpDuration = new Histogram({ name: 'convserve_http_request_duration_seconds', help: 'HTTP request duration (until the response is finished; event streams count their whole life).', labelNames: ['method', 'route', 'status'], buckets: DURATION_BUCKETS, registers });
 
-    const services = ctx.services as { engine?: Engine; classifier?: Classifier; registry?: ModelRegistry; models?: EngineModelProvider; jobs?: JobService };
-    if (services.engine) {
-      const engine = services.engine;
+    if (core.engine) {
+      const engine = core.engine;
       const queue = new Histogram({ name: 'convserve_engine_queue_seconds', help: 'Time an inference run waited for a free engine worker, by session and priority.', labelNames: ['session', 'priority'], buckets: DURATION_BUCKETS, registers });
       const compute = new Histogram({ name: 'convserve_engine_compute_seconds', help: "Time inside ORT's run(), by session and priority.", labelNames: ['session', 'priority'], buckets: DURATION_BUCKETS, registers });
       const onRun = (e: EngineRunEvent) => {
@@ -54,23 +50,23 @@ export class ServiceMetrics {
       this.unsubscribe.push(() => engine.off('worker-restart', onRestart));
       new Gauge({ name: 'convserve_engine_queue_length', help: 'Inference runs waiting for a worker.', registers, collect() { this.set(engine.queueLength); } });
     }
-    if (services.classifier) {
-      const classifier = services.classifier;
+    if (core.classifier) {
+      const classifier = core.classifier;
       // Rebuilt from the classifier's record of batch sizes at every scrape (the record only grows).
       new Histogram({
         name: 'convserve_classify_batch_size', help: 'Images per classification batch formed by the request batcher.', buckets: BATCH_BUCKETS, registers,
         collect() { this.reset(); for (const n of classifier.batchSizes()) this.observe(n); },
       });
     }
-    if (services.registry) {
-      const reg = services.registry;
-      const models = services.models;
+    if (core.models) {
+      const reg = core.registry;
+      const models = core.models;
       new Gauge({
         name: 'convserve_model_status', help: 'Model status: 1 for the current status of each model (ready, loading, missing, downloading, error).', labelNames: ['model', 'status'], registers,
         collect() {
           this.reset();
           for (const e of reg.list()) {
-            const engineState = models?.engineState(e.name)?.state;
+            const engineState = models.engineState(e.name)?.state;
             const status = e.status === 'ready' && engineState === 'loading' ? 'loading' : e.status === 'ready' && engineState === 'failed' ? 'error' : e.status;
             this.set({ model: e.name, status }, 1);
           }
@@ -81,14 +77,14 @@ export class ServiceMetrics {
         collect() {
           this.reset();
           for (const e of reg.list()) {
-            const ms = models?.engineState(e.name)?.load_ms;
+            const ms = models.engineState(e.name)?.load_ms;
             if (ms !== undefined) this.set({ model: e.name }, ms / 1000);
           }
         },
       });
     }
-    if (services.jobs) {
-      const jobs = services.jobs;
+    if (core.jobs) {
+      const jobs = core.jobs;
       new Gauge({
         name: 'convserve_jobs', help: 'Jobs known to the service (stored, not expired) by kind and state.', labelNames: ['kind', 'state'], registers,
         collect() {
@@ -118,6 +114,8 @@ export class ServiceMetrics {
       });
       this.unsubscribe.push(off);
     }
+    // Distributed mode: queue depth, oldest wait and active jobs per kind, from Redis (scaling signals).
+    core.jobBackend?.registerMetrics(this.registry);
   }
 
   /** Counts every request at its end, labelled with the matched route template (`/v1/jobs/{id}`). */
@@ -146,20 +144,17 @@ export function metricsPlugin(): ServicePlugin {
   let metrics: ServiceMetrics | undefined;
   return {
     name: 'metrics',
-    start(ctx) {
-      metrics = new ServiceMetrics(ctx);
-      ctx.services.metrics = metrics;
+    start({ core }) {
+      metrics = new ServiceMetrics(core);
     },
     middleware: () => metrics!.middleware(),
-    routes: () => {
-      const r = Router();
+    routes(r) {
       route(r, {
         method: 'get', path: '/metrics', operationId: 'metrics', tags: ['ops'], summary: 'Prometheus metrics (text exposition format)',
         responses: { 200: { description: 'Metrics', content: { 'text/plain': 'text' } } },
       }, async (_req, res) => {
         res.set('Content-Type', metrics!.registry.contentType).send(await metrics!.registry.metrics());
       });
-      return r;
     },
     stop() { metrics?.close(); },
   };

@@ -1,44 +1,53 @@
-// Composition root: builds the context and services, starts listening, and owns the shutdown sequence
-// (stop accepting → let in-flight requests finish within a bound → close services → exit 0).
+// The HTTP service: builds (or takes) the core its plugins need, checks every plugin's needs against it, starts
+// listening, and owns the shutdown sequence (stop accepting → end event streams → let in-flight requests finish
+// within a bound → plugins' clean-up → close the core: jobs checkpoint, then the engine stops → exit 0).
 import type { Server } from 'node:http';
-import type { RequestHandler } from 'express';
 import type { AddressInfo } from 'node:net';
+import { type Core, type CorePart, createCore, optionsFor, requireParts } from '../app/core.js';
 import { type Config, loadConfig } from '../config.js';
 import { logger as rootLogger } from '../util/logger.js';
-import { type RouteModule, createApp } from './app.js';
+import { createApp } from './app.js';
 import type { AppContext } from './context.js';
-import { Readiness } from './readiness.js';
+import { type BoundPlugin, type ServicePlugin, bindPlugin } from './plugin.js';
 
-/** A feature area that needs start-up work, routes, or clean-up (models, engine, jobs…). */
-export interface ServicePlugin {
-  name: string;
-  /** Called before listening; long work should be registered with ctx.readiness.track instead of awaited. */
-  start?(ctx: AppContext): Promise<void> | void;
-  routes?: RouteModule;
-  /** Middleware that sees every request, mounted before all routes (e.g. request metrics). */
-  middleware?: (ctx: AppContext) => RequestHandler;
-  /** Called as shutdown begins: end long-lived responses (event streams) so in-flight requests can finish. */
-  drain?(ctx: AppContext): void;
-  /** Called on shutdown after the HTTP server stopped accepting and in-flight requests finished. */
-  stop?(ctx: AppContext): Promise<void> | void;
-}
+export type { ServicePlugin } from './plugin.js';
 
-export interface RunningService {
-  ctx: AppContext;
+export interface RunningService<N extends CorePart = never> {
+  ctx: AppContext<N>;
   server: Server;
   url: string;
   shutdown(reason?: string): Promise<void>;
 }
 
+export interface ServiceOptions<N extends CorePart> {
+  config?: Config;
+  /** Default: every plugin of the full service. */
+  plugins?: readonly ServicePlugin<N>[];
+  /**
+   * A core built by the caller (the service owns it from then on and closes it at shutdown). Default: a core with
+   * exactly the parts the plugins need, warming up the installed models, downloading missing official weights
+   * when CONVSERVE_AUTO_FETCH is on.
+   */
+  core?: Core;
+  installSignalHandlers?: boolean;
+}
+
 /** The plugins of the full service, loaded lazily so a minimal server does not pay for ORT or tfjs. */
-export async function defaultPlugins(): Promise<ServicePlugin[]> {
+export async function defaultPlugins(): Promise<ServicePlugin<CorePart>[]> {
   const { plugins } = await import('./plugins.js');
   return plugins();
 }
 
-export async function startService(opts: { config?: Config; plugins?: ServicePlugin[]; installSignalHandlers?: boolean } = {}): Promise<RunningService> {
-  const config = opts.config ?? loadConfig();
-  const ctx: AppContext = { config, logger: rootLogger, readiness: new Readiness(), services: {} };
+function needsOf<M extends CorePart>(plugins: readonly ServicePlugin<M>[]): M[] {
+  return plugins.flatMap((p) => p.needs ?? []);
+}
+
+function bindAll<M extends CorePart>(plugins: readonly ServicePlugin<M>[], app: AppContext): BoundPlugin[] {
+  return plugins.map((p) => bindPlugin(p, app));
+}
+
+export async function startService<N extends CorePart = never>(opts: ServiceOptions<N> = {}): Promise<RunningService<N>> {
+  const config = opts.core?.config ?? opts.config ?? loadConfig();
   // Signal handlers go in first: a SIGTERM during start-up is remembered and honoured once the server is
   // up, instead of killing the process in the middle of loading models.
   let onSignal: (sig: NodeJS.Signals) => void = (sig) => { pendingSignal = sig; };
@@ -46,13 +55,28 @@ export async function startService(opts: { config?: Config; plugins?: ServicePlu
   if (opts.installSignalHandlers) {
     for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => onSignal(sig));
   }
-  const plugins = opts.plugins ?? (await defaultPlugins());
-  for (const p of plugins) await p.start?.(ctx);
-  const app = createApp(ctx, plugins.flatMap((p) => (p.routes ? [p.routes] : [])), plugins.flatMap((p) => (p.middleware ? [p.middleware(ctx)] : [])));
+  const defaults = opts.plugins ? [] : await defaultPlugins();
+  const needs = [...needsOf(opts.plugins ?? []), ...needsOf(defaults)];
+  const core = opts.core ?? (await createCore(config, rootLogger, { ...optionsFor(needs), warmUp: true, autoFetch: config.autoFetch }));
 
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(config.port, config.host, (err?: Error) => (err ? reject(err) : resolve(s)));
-  });
+  let ctx: AppContext<N>;
+  let bound: BoundPlugin[] = [];
+  let server: Server;
+  try {
+    // Each plugin checks its own needs first (the error names the plugin); then the context is typed with them all.
+    const base: AppContext = { config, logger: core.logger, readiness: core.readiness, core };
+    bound = [...bindAll(opts.plugins ?? [], base), ...bindAll(defaults, base)];
+    ctx = { ...base, core: requireParts(core, needsOf(opts.plugins ?? []), 'the service') };
+    for (const p of bound) p.start();
+    const app = createApp(ctx, bound);
+    server = await new Promise<Server>((resolve, reject) => {
+      const s = app.listen(config.port, config.host, (err?: Error) => (err ? reject(err) : resolve(s)));
+    });
+  } catch (e) {
+    for (const p of [...bound].reverse()) await Promise.resolve().then(() => p.stop()).catch(() => undefined);
+    await core.close();
+    throw e;
+  }
   const addr = server.address() as AddressInfo;
   const url = `http://${addr.address.includes(':') ? `[${addr.address}]` : addr.address}:${addr.port}`;
   ctx.logger.info({ url, port: addr.port }, 'convserve listening');
@@ -62,8 +86,8 @@ export async function startService(opts: { config?: Config; plugins?: ServicePlu
     shuttingDown ??= (async () => {
       ctx.logger.info({ reason }, 'shutting down: no new connections, waiting for in-flight requests');
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      for (const p of plugins) {
-        try { p.drain?.(ctx); } catch (e) { ctx.logger.error({ err: e, plugin: p.name }, 'plugin drain failed'); }
+      for (const p of bound) {
+        try { p.drain(); } catch (e) { ctx.logger.error({ err: e, plugin: p.name }, 'plugin drain failed'); }
       }
       server.closeIdleConnections();
       const timer = setTimeout(() => {
@@ -72,9 +96,10 @@ export async function startService(opts: { config?: Config; plugins?: ServicePlu
       }, config.shutdownTimeoutMs);
       await closed;
       clearTimeout(timer);
-      for (const p of [...plugins].reverse()) {
-        try { await p.stop?.(ctx); } catch (e) { ctx.logger.error({ err: e, plugin: p.name }, 'plugin stop failed'); }
+      for (const p of [...bound].reverse()) {
+        try { await p.stop(); } catch (e) { ctx.logger.error({ err: e, plugin: p.name }, 'plugin stop failed'); }
       }
+      try { await core.close(); } catch (e) { ctx.logger.error({ err: e }, 'closing the core failed'); }
       ctx.logger.info('shutdown complete');
     })();
     return shuttingDown;
@@ -84,3 +109,4 @@ export async function startService(opts: { config?: Config; plugins?: ServicePlu
   if (pendingSignal) onSignal(pendingSignal);
   return { ctx, server, url, shutdown };
 }
+

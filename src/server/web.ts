@@ -3,13 +3,12 @@
 // at /docs. Nothing is loaded from the internet at run time.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Router } from 'express';
+import type { NextFunction, Response } from 'express';
 import { z } from 'zod';
 import { unavailable } from '../util/problem.js';
-import { openApiDocument, route } from './api.js';
-import { describeMountedRoutes } from './api-routes.js';
 import { SamplesResponse } from './api-schemas.js';
-import type { ServicePlugin } from './service.js';
+import type { ServicePlugin } from './plugin.js';
+import { route } from './route-registry.js';
 
 /** dist/web/ and samples/ of the project (the same from src/server/ under tsx and from dist/server/). */
 export const WEB_DIR = fileURLToPath(new URL('../../dist/web/', import.meta.url));
@@ -25,12 +24,8 @@ function version(): string {
 export function webPlugin(): ServicePlugin {
   return {
     name: 'web',
-    start(ctx) {
-      describeMountedRoutes(ctx.config);
-    },
-    routes: (ctx) => {
-      const r = Router();
-      const page = (file: string) => (_req: unknown, res: import('express').Response, next: import('express').NextFunction) => {
+    routes(r) {
+      const page = (file: string) => (_req: unknown, res: Response, next: NextFunction) => {
         if (!existsSync(WEB_DIR + file)) return next(unavailable('web-not-built', `The web page is not built (${WEB_DIR}${file} is missing): run \`npm run build\`.`));
         res.set('Cache-Control', 'no-cache').sendFile(file, { root: WEB_DIR }, (err) => { if (err) next(err); });
       };
@@ -39,9 +34,15 @@ export function webPlugin(): ServicePlugin {
         responses: { 200: { description: 'HTML', content: { 'text/html': 'text' } } }, problems: [503],
       }, page('index.html'));
       route(r, {
-        method: 'get', path: '/docs', operationId: 'apiDocs', tags: ['web'], summary: 'This API description, rendered (self-contained, no CDN)', hidden: true,
+        method: 'get', path: '/docs', operationId: 'apiDocs', tags: ['web'], summary: 'This API description in Swagger UI (served locally, no CDN), with try-it-out', hidden: true,
         responses: { 200: { description: 'HTML', content: { 'text/html': 'text' } } }, problems: [503],
-      }, page('docs.html'));
+      }, page('docs/index.html'));
+      route(r, {
+        method: 'get', path: '/docs/{file}', operationId: 'apiDocsAsset', tags: ['web'], summary: 'Swagger UI files (swagger-ui-dist, bundled by the build)', hidden: true, pathParams: FileParam,
+        responses: { 200: { description: 'Asset', content: { 'text/javascript': 'text', 'text/css': 'text' } } }, problems: [404],
+      }, (req, res, next) => {
+        res.set('Cache-Control', 'no-cache').sendFile(String(req.params.file), { root: WEB_DIR + 'docs/' }, (err) => { if (err) next((err as { status?: number }).status === 404 ? undefined : err); });
+      });
       route(r, {
         method: 'get', path: '/assets/{file}', operationId: 'webAsset', tags: ['web'], summary: 'Scripts and styles of the web page', hidden: true, pathParams: FileParam,
         responses: { 200: { description: 'Asset', content: { 'text/javascript': 'text', 'text/css': 'text' } } }, problems: [404],
@@ -67,10 +68,9 @@ export function webPlugin(): ServicePlugin {
         method: 'get', path: '/openapi.json', operationId: 'openapi', tags: ['ops'], summary: 'This API description (OpenAPI 3.1), generated from the route schemas',
         responses: { 200: { description: 'OpenAPI document', content: { 'application/json': z.looseObject({ openapi: z.string(), info: z.looseObject({}), paths: z.record(z.string(), z.unknown()) }) } } },
       }, (_req, res) => {
-        describeMountedRoutes(ctx.config); // job kinds registered since start appear too
-        res.json(openApiDocument({ version: version() }));
+        // This app's routes, as declared (job kinds registered since start included).
+        res.json(r.registry.openApiDocument({ version: version() }));
       });
-      return r;
     },
   };
 }

@@ -3,8 +3,8 @@
 // fine-tuning.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import sharp from 'sharp';
-import type { EpochRecord } from './mnist.js';
+import { svgToPng } from './raw-image.js';
+import type { EpochRecord } from './metrics.js';
 
 // ------------------------------------------------------------------------------------------------ report.png
 
@@ -120,7 +120,7 @@ export function reportSvg(history: EpochRecord[], confusion: number[][], bestEpo
 }
 
 export async function renderReportPng(history: EpochRecord[], confusion: number[][], bestEpoch: number, testAccuracy: number, opts: ReportOptions = {}): Promise<Buffer> {
-  return sharp(Buffer.from(reportSvg(history, confusion, bestEpoch, testAccuracy, opts))).png().toBuffer();
+  return svgToPng(reportSvg(history, confusion, bestEpoch, testAccuracy, opts));
 }
 
 /** Reads report.json from a model folder (for tests and the CLI). */

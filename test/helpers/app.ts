@@ -3,23 +3,29 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
+import { createCatalogCore } from '../../src/app/core.js';
 import { type Config, loadConfig } from '../../src/config.js';
-import { type RouteModule, createApp } from '../../src/server/app.js';
+import { createApp } from '../../src/server/app.js';
 import type { AppContext } from '../../src/server/context.js';
-import { Readiness } from '../../src/server/readiness.js';
+import { type ServicePlugin, bindPlugin } from '../../src/server/plugin.js';
 import { logger } from '../../src/util/logger.js';
 
 export function testConfig(overrides: Partial<Config> = {}): Config {
   return loadConfig({}, { port: 0, host: '127.0.0.1', autoFetch: false, ...overrides });
 }
 
+/** The context of an app on a core without engine and jobs (the built-in routes: health, filter). */
 export function testContext(overrides: Partial<Config> = {}): AppContext {
-  return { config: testConfig(overrides), logger, readiness: new Readiness(), services: {} };
+  const core = createCatalogCore(testConfig(overrides), logger);
+  return { config: core.config, logger, readiness: core.readiness, core };
 }
 
-export function testApp(overrides: Partial<Config> = {}, routes: RouteModule[] = []) {
+/** An express app (for supertest) with the built-in routes and `plugins`, whose needs the core must meet. */
+export function testApp(overrides: Partial<Config> = {}, plugins: readonly ServicePlugin[] = []) {
   const ctx = testContext(overrides);
-  return { ctx, app: createApp(ctx, routes) };
+  const bound = plugins.map((p) => bindPlugin(p, ctx));
+  for (const p of bound) p.start();
+  return { ctx, app: createApp(ctx, bound) };
 }
 
 export function tempDir(prefix = 'convserve-'): string {

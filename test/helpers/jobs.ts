@@ -2,12 +2,12 @@
 // and small HTTP wrappers.
 import sharp from 'sharp';
 import type { Config } from '../../src/config.js';
-import { jobsPlugin } from '../../src/jobs/plugin.js';
 import type { JobService } from '../../src/jobs/service.js';
+import { jobsPlugin } from '../../src/server/jobs-plugin.js';
 import { type RunningService, startService } from '../../src/server/service.js';
 import { tempDir, testConfig } from './app.js';
 
-export interface JobsServer extends RunningService {
+export interface JobsServer extends RunningService<'jobs'> {
   jobs: JobService;
   dataDir: string;
 }
@@ -15,7 +15,7 @@ export interface JobsServer extends RunningService {
 export async function startJobsServer(overrides: Partial<Config> = {}): Promise<JobsServer> {
   const dataDir = overrides.dataDir ?? tempDir('convserve-jobs-');
   const svc = await startService({ config: testConfig({ dataDir, ...overrides }), plugins: [jobsPlugin] });
-  return { ...svc, jobs: svc.ctx.services.jobs as JobService, dataDir };
+  return { ...svc, jobs: svc.ctx.core.jobs, dataDir };
 }
 
 export interface Ev { id: number; event: string; data: Record<string, any> }

@@ -3,6 +3,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { type RawImage, pipelineToRaw, rawPipeline } from '../../image/raw.js';
+import { checkCheckpoint } from '../checkpoint.js';
 import { defineJobKind } from '../kind.js';
 
 export const BLUR_SWEEP_MAX_STEP_DELAY_MS = 5000;
@@ -16,6 +17,13 @@ export interface BlurSweepParams {
   /** Artificial pause per step (tests, demos), 0…5000 ms. */
   step_delay_ms: number;
 }
+
+/** The JSON of a blur-sweep checkpoint (the pixels are the buffer `pixels`, interleaved 8-bit). */
+const BlurSweepCheckpoint = z.object({
+  width: z.number().int().min(1),
+  height: z.number().int().min(1),
+  channels: z.union([z.literal(1), z.literal(3)]),
+});
 
 /** One blur step, as the kind does it (exported so tests and tools can build the same oracle). */
 export async function blurOnce(img: RawImage, sigma: number): Promise<RawImage> {
@@ -44,7 +52,7 @@ export default defineJobKind<BlurSweepParams, RawImage>({
   finish: (img) => img,
   serialize: (img) => ({ json: { width: img.width, height: img.height, channels: img.channels }, buffers: { pixels: img.data } }),
   deserialize: (data) => {
-    const j = data.json as { width: number; height: number; channels: 1 | 3 };
-    return { data: data.buffers!.pixels!, width: j.width, height: j.height, channels: j.channels };
+    const { json: j, buffer } = checkCheckpoint('blur-sweep', BlurSweepCheckpoint, data);
+    return { data: buffer('pixels', j.width * j.height * j.channels), width: j.width, height: j.height, channels: j.channels };
   },
 });

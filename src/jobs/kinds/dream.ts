@@ -1,19 +1,20 @@
-// dream: DeepDream on an InceptionV3-architecture model (POST /v1/dream, image field `image`). One job step =
-// one gradient-ascent iteration; octaves × iterations steps in all (an octave that hits max_loss skips its
-// remaining iterations as no-op steps). A preview after each octave.
+// dream: DeepDream on any model by layer name (POST /v1/dream, image field `image`), in the model's own input
+// space (ops/model-space.ts). One job step = one gradient-ascent iteration; octaves × iterations steps in all (an
+// octave that hits max_loss skips its remaining iterations as no-op steps). A preview after each octave.
 import { z } from 'zod';
 import type { Config } from '../../config.js';
 import type { Chw } from '../../image/chw.js';
-import { deprocess, preprocess } from '../../image/preprocess.js';
 import { type RawImage, resizeRaw, toRgb } from '../../image/raw.js';
 import { fitSize } from '../../image/resize.js';
-import { getArchitecture } from '../../models/architectures/index.js';
 import {
-  type DreamLayer, type DreamSettings, type DreamState, KERAS_DREAM_LAYERS, checkOctaves, dreamImage, dreamLayerNames,
-  dreamSession, dreamStep, engineTileRunner, initialDreamState,
+  type DreamLayer, type DreamSettings, type DreamState, checkOctaves, dreamImage, dreamSession, dreamStep, engineTileRunner,
+  initialDreamState, octaveShapes, resolveDreamLayers,
 } from '../../ops/dream.js';
-import { gradServices, modelStamp, requireModel } from '../../ops/grad-session.js';
+import { type GradServices, gradServices, modelStamp, requireModel } from '../../ops/grad-session.js';
+import { type ReadyModel, modelLayers } from '../../ops/model-layers.js';
+import { type ModelSpace, modelSpace } from '../../ops/model-space.js';
 import { bytesOf, floatsOf } from '../../util/float-bytes.js';
+import { checkCheckpoint, invalidCheckpoint } from '../checkpoint.js';
 import { type JobContext, type JobInputs, defineJobKind } from '../kind.js';
 
 export const DREAM_MAX_LAYERS = 16;
@@ -21,16 +22,12 @@ export const DREAM_MAX_OCTAVES = 8;
 export const DREAM_MAX_SIDE = 8192;
 const MODEL_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 
+/** `layer` or `layer:coefficient`, comma-separated. Keras layer names (`mixed4`, `block1_conv1`, `outer/inner`); whether the model has them is checked against the model (422 `unknown-layer`). */
 const layerList = z.string().transform((s, c): DreamLayer[] => {
-  const allowed = new Set(dreamLayerNames());
   const out: DreamLayer[] = [];
   for (const part of s.split(',').map((x) => x.trim()).filter(Boolean)) {
-    const m = /^([a-z0-9_]+)(?::(-?[0-9.]+(?:e-?[0-9]+)?))?$/i.exec(part);
+    const m = /^([A-Za-z0-9_./-]{1,200})(?::(-?[0-9.]+(?:e-?[0-9]+)?))?$/i.exec(part);
     if (!m) { c.addIssue({ code: 'custom', message: `'${part}': expected layer or layer:coefficient (e.g. mixed4:1.5)` }); return z.NEVER; }
-    if (!allowed.has(m[1]!)) {
-      c.addIssue({ code: 'custom', message: `'${m[1]}' is not an InceptionV3 layer (e.g. mixed0…mixed10, activation_K, batch_normalization_K)` });
-      return z.NEVER;
-    }
     const coeff = m[2] === undefined ? 1 : Number(m[2]);
     if (!Number.isFinite(coeff) || Math.abs(coeff) > 1000) { c.addIssue({ code: 'custom', message: `'${part}': coefficient must be a number in [−1000, 1000]` }); return z.NEVER; }
     out.push({ name: m[1]!, coeff });
@@ -59,71 +56,110 @@ export function dreamParamsSchema(config: Config) {
     if (p.octaves * p.iterations > config.maxJobIterations) {
       c.addIssue({ code: 'custom', path: ['iterations'], message: `octaves × iterations = ${p.octaves * p.iterations} exceeds ${config.maxJobIterations} (CONVSERVE_MAX_JOB_ITERATIONS)` });
     }
-  }).transform((p) => ({ ...p, layers: p.layers ?? KERAS_DREAM_LAYERS }));
+  });
 }
 
 export type DreamParams = z.infer<ReturnType<typeof dreamParamsSchema>>;
 
+/** The JSON of a dream checkpoint (the image itself is the buffer `img`: c × h × w float32, CHW). */
+const DreamCheckpoint = z.object({
+  /** The model's input channels (absent in checkpoints of RGB-only versions: 3). */
+  c: z.union([z.literal(1), z.literal(3)]).default(3),
+  h: z.number().int().min(1).max(DREAM_MAX_SIDE),
+  w: z.number().int().min(1).max(DREAM_MAX_SIDE),
+  /** −1 before the first step. */
+  octave: z.number().int().min(-1).max(DREAM_MAX_OCTAVES - 1),
+  stopped: z.boolean(),
+  loss: z.number().nullable(),
+  tiles: z.number().int().min(0),
+});
+
 interface State extends DreamState {
   original: Chw;
   settings: DreamSettings;
+  space: ModelSpace;
 }
 
-async function originalOf(inputs: JobInputs, p: DreamParams, ctx: JobContext): Promise<Chw> {
+/** The model, its input space and the dream layers (the requested ones, checked, or the model's defaults). */
+function dreamModel(services: GradServices, p: DreamParams): { entry: ReadyModel; space: ModelSpace; layers: DreamLayer[]; minSide: number } {
+  const entry = requireModel(services.registry, p.model);
+  const ml = modelLayers(entry);
+  const layers = resolveDreamLayers(ml, p.layers);
+  return { entry, space: modelSpace(entry), layers, minSide: ml.minSide(layers.map((l) => l.name)) };
+}
+
+async function originalOf(inputs: JobInputs, p: DreamParams, ctx: JobContext, space: ModelSpace, minSide: number): Promise<Chw> {
   let img: RawImage = toRgb(inputs.image![0]!);
   const { width, height } = fitSize(img.width, img.height, p.max_size ?? DREAM_MAX_SIDE, ctx.config.maxJobPixels);
   img = await resizeRaw(img, width, height, 'lanczos3');
-  const original = preprocess(img, 'tf');
-  checkOctaves(original.h, original.w, p.octaves, p.octave_scale, getArchitecture('inception_v3').minSize);
+  const original = space.toModel(img);
+  checkOctaves(original.h, original.w, p.octaves, p.octave_scale, minSide, `model '${p.model}'`);
   return original;
 }
 
-function settings(p: DreamParams, original: Chw): DreamSettings {
+/** `step` is in keras-io's units (an input range of 2, InceptionV3's [−1, 1]): scaled to the model's own range. */
+function settings(p: DreamParams, original: Chw, layers: DreamLayer[], space: ModelSpace): DreamSettings {
   const oneTile = original.h <= p.tile_size && original.w <= p.tile_size;
   return {
-    layers: p.layers, octaves: p.octaves, octaveScale: p.octave_scale, iterations: p.iterations, step: p.step, maxLoss: p.max_loss,
+    layers, octaves: p.octaves, octaveScale: p.octave_scale, iterations: p.iterations, step: p.step * (space.span / 2), maxLoss: p.max_loss,
     jitter: p.jitter ?? (oneTile ? 0 : 'full'), seed: p.seed, tileSize: p.tile_size,
   };
 }
 
-async function session(ctx: JobContext, p: DreamParams): Promise<{ key: string; engine: import('../../engine/engine.js').Engine }> {
+async function session(ctx: JobContext, model: string, layers: DreamLayer[]): Promise<{ key: string; engine: import('../../engine/engine.js').Engine }> {
   const { engine, registry } = gradServices(ctx.services);
-  const entry = requireModel(registry, p.model, 'inception_v3');
-  const key = await dreamSession(engine, entry.modelPath, modelStamp(entry), { layers: p.layers.map((l) => l.name), crop: 2 });
+  const entry = requireModel(registry, model);
+  const key = await dreamSession(engine, entry.modelPath, modelStamp(entry), { layers: layers.map((l) => l.name), crop: 2 });
   return { key, engine };
+}
+
+async function initial(inputs: JobInputs, p: DreamParams, ctx: JobContext): Promise<Pick<State, 'original' | 'settings' | 'space'>> {
+  const { space, layers, minSide } = dreamModel(gradServices(ctx.services), p);
+  const original = await originalOf(inputs, p, ctx, space, minSide);
+  return { original, space, settings: settings(p, original, layers, space) };
 }
 
 export default defineJobKind<DreamParams, State>({
   name: 'dream',
-  description: 'DeepDream (keras-io recipe: mixed4..mixed7, 3 octaves × 20 iterations) on an InceptionV3 model, with tiled gradients and a random roll for large images. One step = one gradient-ascent iteration; a preview after each octave.',
+  description: 'DeepDream on any model by layer name (keras-io recipe on InceptionV3: mixed4..mixed7, 3 octaves × 20 iterations), in the model\'s own input space, with tiled gradients and a random roll for large images. One step = one gradient-ascent iteration; a preview after each octave.',
   inputs: [{ name: 'image', required: true, maxCount: 1 }],
   params: dreamParamsSchema,
   totalSteps: (p) => p.octaves * p.iterations,
+  check(p, services) {
+    // Before the job is accepted: a layer the model lacks is a 422 listing its layers. A model that is not
+    // ready is left to init (the job fails saying why, as it always has).
+    if (!services || services.registry.get(p.model)?.status !== 'ready') return;
+    dreamModel(services, p);
+  },
 
   async init(inputs, p, ctx) {
-    const original = await originalOf(inputs, p, ctx);
-    await session(ctx, p); // fail early (model missing, wrong architecture) and build the session once
-    return { ...initialDreamState(original), original, settings: settings(p, original) };
+    const start = await initial(inputs, p, ctx);
+    await session(ctx, p.model, start.settings.layers); // fail early and build the session once
+    return { ...initialDreamState(start.original), ...start };
   },
   async step(state, ctx) {
-    const p = ctx.params;
-    const { key, engine } = await session(ctx, p);
-    const next = await dreamStep(state, state.original, state.settings, ctx.step, engineTileRunner(engine, key, p.layers, ctx.signal));
-    return { ...next, original: state.original, settings: state.settings };
+    const { key, engine } = await session(ctx, ctx.params.model, state.settings.layers);
+    const next = await dreamStep(state, state.original, state.settings, ctx.step, engineTileRunner(engine, key, state.settings.layers, ctx.signal));
+    return { ...next, original: state.original, settings: state.settings, space: state.space };
   },
   metrics: (s): Record<string, number> => (Number.isFinite(s.loss) ? { loss: s.loss, octave: s.octave + 1, tiles: s.tiles } : {}),
   message: (s, step, total) => `step ${step}/${total}, octave ${s.octave + 1} (${s.img.w}×${s.img.h})${s.stopped ? ', max_loss reached: skipping the rest of this octave' : ''}`,
   previewAt: (step, p) => step % p.iterations === 0,
-  finish: (s) => deprocess(dreamImage(s, s.original, s.settings), 'tf'),
+  finish: (s) => s.space.fromModel(dreamImage(s, s.original, s.settings)),
 
   serialize: (s) => ({
-    json: { h: s.img.h, w: s.img.w, octave: s.octave, stopped: s.stopped, loss: Number.isFinite(s.loss) ? s.loss : null, tiles: s.tiles },
+    json: { c: s.img.c, h: s.img.h, w: s.img.w, octave: s.octave, stopped: s.stopped, loss: Number.isFinite(s.loss) ? s.loss : null, tiles: s.tiles },
     buffers: { img: bytesOf(s.img.data) },
   }),
   async deserialize(data, p, inputs, ctx) {
-    const j = data.json as { h: number; w: number; octave: number; stopped: boolean; loss: number | null; tiles: number };
-    const original = await originalOf(inputs, p, ctx);
-    return { img: { data: floatsOf(data.buffers!.img!), c: 3, h: j.h, w: j.w }, octave: j.octave, stopped: j.stopped, loss: j.loss ?? Number.NaN, tiles: j.tiles, original, settings: settings(p, original) };
+    const { json: j, buffer } = checkCheckpoint('dream', DreamCheckpoint, data);
+    const start = await initial(inputs, p, ctx);
+    const { original } = start;
+    if (j.c !== original.c) throw invalidCheckpoint('dream', `the image has ${j.c} channel(s), model '${p.model}' takes ${original.c}`);
+    // The image must be at its octave's size for these parameters and this input (a checkpoint of another job is not).
+    const [eh, ew] = j.octave < 0 ? [original.h, original.w] : octaveShapes(original.h, original.w, p.octaves, p.octave_scale)[j.octave] ?? [0, 0];
+    if (j.h !== eh || j.w !== ew) throw invalidCheckpoint('dream', `the image is ${j.w}×${j.h} at octave ${j.octave}, where this job works at ${ew}×${eh}`);
+    const img = floatsOf(buffer('img', j.c * j.h * j.w * Float32Array.BYTES_PER_ELEMENT));
+    return { img: { data: img, c: j.c, h: j.h, w: j.w }, octave: j.octave, stopped: j.stopped, loss: j.loss ?? Number.NaN, tiles: j.tiles, ...start };
   },
 });
-

@@ -1,5 +1,5 @@
-// style: neural style transfer on a VGG19-architecture model (POST /v1/style, fields `content` (one) and
-// `style` (one or more)). One job step = one loss+gradient evaluation (for L-BFGS a line-search trial; an
+// style: neural style transfer on any model by layer name (POST /v1/style, fields `content` (one) and
+// `style` (one or more)), in the model's own input space (ops/model-space.ts); VGG19's layers by default. One job step = one loss+gradient evaluation (for L-BFGS a line-search trial; an
 // L-BFGS iteration takes one evaluation when the unit step is accepted, which is the usual case after the
 // first few). Style targets (Gram matrices) and the content target are computed once in init() by a
 // forward-only session and kept in the job state (checkpoints carry them: resume does not recompute them).
@@ -7,17 +7,20 @@ import { z } from 'zod';
 import type { Config } from '../../config.js';
 import type { Chw } from '../../image/chw.js';
 import { keepChroma } from '../../image/colour.js';
-import { deprocess, preprocess } from '../../image/preprocess.js';
 import { type RawImage, resizeRaw, toRgb } from '../../image/raw.js';
-import { gradServices, modelStamp, requireModel } from '../../ops/grad-session.js';
-import { type Optimizer, createOptimizer, deserializeOptimizer } from '../../ops/optim.js';
+import { type GradServices, gradServices, modelStamp, requireModel } from '../../ops/grad-session.js';
+import { modelLayers } from '../../ops/model-layers.js';
+import { type ModelSpace, modelSpace } from '../../ops/model-space.js';
+import { ADAM_DEFAULT_LR, type Optimizer, SGD_DEFAULT_LR, createOptimizer, deserializeOptimizer } from '../../ops/optim.js';
 import {
-  RECIPES, type StyleTargets, blendLossOffset, computeTargets, evaluateStyle, perLayerStyleWeight, styleSessions,
+  RECIPES, type StyleLossSpec, type StyleTargets, blendLossOffset, computeTargets, evaluateStyle, perLayerStyleWeight,
+  resolveStyleSpec, styleSessions,
 } from '../../ops/style.js';
 import { bytesOf, floatsOf } from '../../util/float-bytes.js';
 import { zBool } from '../../util/params.js';
 import { Prng } from '../../util/prng.js';
-import { badRequest, tooLarge } from '../../util/problem.js';
+import { badRequest, tooLarge, unprocessable } from '../../util/problem.js';
+import { checkCheckpoint, invalidCheckpoint } from '../checkpoint.js';
 import { type JobContext, type JobInputs, defineJobKind } from '../kind.js';
 
 export const STYLE_MAX_IMAGES = 8;
@@ -29,6 +32,9 @@ export const STYLE_DEFAULT_ITERATIONS = 40;
 export const STYLE_MAX_SIZE = 2048;
 export const STYLE_MIN_SIZE = 32;
 const MODEL_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+export const STYLE_MAX_LAYERS = 16;
+/** A Keras layer name (`block1_conv1`, `conv2d_3`, `outer/inner`); whether the model has it is checked against the model. */
+const LAYER_NAME = /^[A-Za-z0-9_./-]{1,200}$/;
 const weight = z.coerce.number().min(0).max(1e12);
 
 const numberList = z.string().transform((s, c) => {
@@ -41,10 +47,23 @@ const numberList = z.string().transform((s, c) => {
   return xs;
 });
 
+const layerNames = z.string().transform((s, c) => {
+  const names = s.split(',').map((x) => x.trim()).filter(Boolean);
+  const bad = names.find((n) => !LAYER_NAME.test(n));
+  if (bad !== undefined) { c.addIssue({ code: 'custom', message: `'${bad}' is not a layer name` }); return z.NEVER; }
+  if (names.length === 0 || names.length > STYLE_MAX_LAYERS) { c.addIssue({ code: 'custom', message: `between 1 and ${STYLE_MAX_LAYERS} layers, comma-separated` }); return z.NEVER; }
+  if (new Set(names).size !== names.length) { c.addIssue({ code: 'custom', message: 'a layer is listed twice' }); return z.NEVER; }
+  return names;
+});
+
 export function styleParamsSchema(config: Config) {
   return z.object({
     model: z.string().regex(MODEL_NAME, 'a model name').default('vgg19'),
     recipe: z.enum(['keras', 'gatys']).default('keras'),
+    /** Style (Gram) layers; default the recipe's VGG19 layers when the model has them, else evenly spaced feature maps. */
+    style_layers: layerNames.optional(),
+    /** Content layer; default the recipe's (VGG19), else the feature map at 3/4 of the depth. */
+    content_layer: z.string().regex(LAYER_NAME, 'a layer name').optional(),
     content_weight: weight.optional(),
     style_weight: weight.optional(),
     tv_weight: weight.optional(),
@@ -72,7 +91,27 @@ export function styleParamsSchema(config: Config) {
 
 export type StyleParams = z.infer<ReturnType<typeof styleParamsSchema>>;
 
+const dims = z.array(z.number().int().min(1)).min(1);
+
+/**
+ * The JSON of a style checkpoint. Buffers: `opt_*` (the optimiser's, `opt_x` = the image, c × h × w float32),
+ * `content_target` and `gram_<i>` (float32, sized by their dims).
+ */
+const StyleCheckpoint = z.object({
+  /** The model's input channels (absent in checkpoints of RGB-only versions: 3). */
+  c: z.union([z.literal(1), z.literal(3)]).default(3),
+  h: z.number().int().min(1),
+  w: z.number().int().min(1),
+  /** The optimiser's own JSON (ops/optim.ts reads the rest). */
+  opt: z.looseObject({ optimizer: z.enum(['lbfgs', 'adam', 'sgd']) }),
+  offset: z.number(),
+  last: z.object({ loss: z.number(), content: z.number(), style: z.number(), tv: z.number() }).nullable(),
+  preserve_color: z.boolean(),
+  targets: z.object({ content_dims: dims, gram_dims: z.array(dims).min(1), blend_const: z.array(z.number()) }),
+});
+
 interface State {
+  c: 1 | 3;
   h: number;
   w: number;
   opt: Optimizer;
@@ -82,6 +121,8 @@ interface State {
   offset: number;
   last: { loss: number; content: number; style: number; tv: number } | null;
   preserveColor: boolean;
+  space: ModelSpace;
+  spec: StyleLossSpec;
 }
 
 /** keras-io: nrows = size, ncols = int(width·size/height); capped by CONVSERVE_MAX_JOB_PIXELS (aspect kept). */
@@ -94,14 +135,29 @@ export function workingSize(width: number, height: number, size: number, maxPixe
     cols = Math.trunc((width * rows) / height);
   }
   if (cols < STYLE_MIN_SIZE || rows < STYLE_MIN_SIZE) {
-    throw tooLarge('image-aspect', `The working image would be ${cols}×${rows}; VGG19 needs at least ${STYLE_MIN_SIZE} px per side (very elongated image?).`);
+    throw tooLarge('image-aspect', `The working image would be ${cols}×${rows}; style transfer needs at least ${STYLE_MIN_SIZE} px per side (very elongated image?).`);
   }
   return { width: cols, height: rows };
 }
 
-async function prepare(inputs: JobInputs, p: StyleParams, ctx: JobContext): Promise<{ content: RawImage; contentX: Chw; styles: Chw[]; weights: number[] }> {
+/** The model, its input space, the loss layers (checked: 422 `unknown-layer`) and the smallest side they accept. */
+function styleModel(services: GradServices, p: StyleParams) {
+  const entry = requireModel(services.registry, p.model);
+  const ml = modelLayers(entry);
+  const spec = resolveStyleSpec(ml, p.recipe, p.content_layer, p.style_layers);
+  return { entry, spec, space: modelSpace(entry), minSide: ml.minSide([spec.contentLayer, ...spec.styleLayers]) };
+}
+
+function checkSide(width: number, height: number, minSide: number, what: string, model: string): void {
+  if (Math.min(width, height) < minSide) {
+    throw unprocessable('image-too-small', `The ${what} would be ${width}×${height}; the layers of model '${model}' need at least ${minSide}×${minSide}.`);
+  }
+}
+
+async function prepare(inputs: JobInputs, p: StyleParams, ctx: JobContext, space: ModelSpace, minSide: number): Promise<{ content: RawImage; contentX: Chw; styles: Chw[]; weights: number[] }> {
   const contentIn = toRgb(inputs.content![0]!);
   const { width, height } = workingSize(contentIn.width, contentIn.height, p.size, ctx.config.maxJobPixels);
+  checkSide(width, height, minSide, 'working image', p.model);
   // keras-io loads both with load_img(target_size=(nrows, ncols)): nearest-neighbour resampling.
   const content = await resizeRaw(contentIn, width, height, 'nearest');
   const styleIn = inputs.style ?? [];
@@ -113,51 +169,67 @@ async function prepare(inputs: JobInputs, p: StyleParams, ctx: JobContext): Prom
   const sw = Math.max(STYLE_MIN_SIZE, Math.round(width * p.style_scale));
   const sh = Math.max(STYLE_MIN_SIZE, Math.round(height * p.style_scale));
   if (sw * sh > ctx.config.maxJobPixels) throw tooLarge('image-too-many-pixels', `style_scale ${p.style_scale} makes the style images ${sw}×${sh}, over CONVSERVE_MAX_JOB_PIXELS (${ctx.config.maxJobPixels}).`);
-  const styles = await Promise.all(styleIn.map(async (s) => preprocess(await resizeRaw(toRgb(s), sw, sh, 'nearest'), 'caffe')));
-  return { content, contentX: preprocess(content, 'caffe'), styles, weights };
+  checkSide(sw, sh, minSide, 'style images', p.model);
+  const styles = await Promise.all(styleIn.map(async (s) => space.toModel(await resizeRaw(toRgb(s), sw, sh, 'nearest'))));
+  return { content, contentX: space.toModel(content), styles, weights };
 }
 
-async function sessions(ctx: JobContext, p: StyleParams) {
+async function sessions(ctx: JobContext, p: StyleParams, spec: StyleLossSpec) {
   const { engine, registry } = gradServices(ctx.services);
-  const entry = requireModel(registry, p.model, 'vgg19');
-  return { engine, ...(await styleSessions(engine, entry.modelPath, modelStamp(entry), p.recipe)) };
+  const entry = requireModel(registry, p.model);
+  return { engine, ...(await styleSessions(engine, entry.modelPath, modelStamp(entry), spec)) };
 }
 
-function noise(h: number, w: number, seed: number): Chw {
+function noise(h: number, w: number, seed: number, space: ModelSpace): Chw {
   const rng = new Prng(seed ^ 0x5eed);
   const raw = Buffer.alloc(h * w * 3);
   for (let i = 0; i < raw.length; i++) raw[i] = rng.nextU32() & 255;
-  return preprocess({ data: raw, width: w, height: h, channels: 3 }, 'caffe');
+  return space.toModel({ data: raw, width: w, height: h, channels: 3 });
 }
 
+/** adam and sgd step sizes are in pixel levels (0…255, caffe's units): scaled to the model's input range. */
+function learningRate(p: StyleParams, space: ModelSpace): number | undefined {
+  if (p.optimizer === 'lbfgs') return p.lr;
+  return (p.lr ?? (p.optimizer === 'adam' ? ADAM_DEFAULT_LR : SGD_DEFAULT_LR)) * (space.span / 255);
+}
+
+/** The image; with preserve_color the content's chroma (a grey model's result is its luma). */
 function render(s: State): RawImage {
-  const img = deprocess({ data: s.opt.current(), c: 3, h: s.h, w: s.w }, 'caffe');
-  return s.preserveColor ? keepChroma(img, s.content) : img;
+  const img = s.space.fromModel({ data: s.opt.current(), c: s.c, h: s.h, w: s.w });
+  return s.preserveColor ? keepChroma(toRgb(img), s.content) : img;
 }
 
 export default defineJobKind<StyleParams, State>({
   name: 'style',
-  description: 'Neural style transfer (keras-io recipe or Gatys et al.) on a VGG19 model with L-BFGS, Adam or SGD; several style images with blend weights; optional colour preservation. One step = one loss+gradient evaluation.',
+  description: 'Neural style transfer (keras-io recipe or Gatys et al.) on any model by layer name (VGG19 by default) with L-BFGS, Adam or SGD; several style images with blend weights; optional colour preservation. One step = one loss+gradient evaluation.',
   inputs: [{ name: 'content', required: true, maxCount: 1 }, { name: 'style', required: true, maxCount: STYLE_MAX_IMAGES }],
   params: styleParamsSchema,
   totalSteps: (p) => p.iterations,
 
+  check(p, services) {
+    // Before the job is accepted: a layer the model lacks is a 422 listing its layers (a model that is not
+    // ready is left to init, which fails the job saying why).
+    if (!services || services.registry.get(p.model)?.status !== 'ready') return;
+    styleModel(services, p);
+  },
+
   async init(inputs, p, ctx) {
-    const { content, contentX, styles, weights } = await prepare(inputs, p, ctx);
-    const { engine, targets: fwd } = await sessions(ctx, p);
-    const targets = await computeTargets(engine, fwd, p.recipe, contentX, styles, weights, ctx.signal);
-    const x0 = p.init === 'content' ? contentX : noise(contentX.h, contentX.w, p.seed);
+    const { spec, space, minSide } = styleModel(gradServices(ctx.services), p);
+    const { content, contentX, styles, weights } = await prepare(inputs, p, ctx, space, minSide);
+    const { engine, targets: fwd } = await sessions(ctx, p, spec);
+    const { layerSizes, ...targets } = await computeTargets(engine, fwd, spec, contentX, styles, weights, ctx.signal);
+    const x0 = p.init === 'content' ? contentX : noise(contentX.h, contentX.w, p.seed, space);
     return {
-      h: contentX.h, w: contentX.w, opt: createOptimizer(p.optimizer, x0.data, p.lr), targets, content,
-      offset: blendLossOffset(p.recipe, targets, perLayerStyleWeight(p.recipe, p.style_weight), contentX.h, contentX.w),
-      last: null, preserveColor: p.preserve_color,
+      c: space.channels, h: contentX.h, w: contentX.w, opt: createOptimizer(p.optimizer, x0.data, learningRate(p, space)), targets, content,
+      offset: blendLossOffset(p.recipe, targets, perLayerStyleWeight(spec, p.style_weight), contentX, layerSizes),
+      last: null, preserveColor: p.preserve_color, space, spec,
     };
   },
   async step(s, ctx) {
     const p = ctx.params;
-    const { engine, grad } = await sessions(ctx, p);
+    const { engine, grad } = await sessions(ctx, p, s.spec);
     const e = await evaluateStyle(engine, grad, s.opt.point(), s.h, s.w, s.targets,
-      { content: p.content_weight, style: p.style_weight, tv: p.tv_weight }, perLayerStyleWeight(p.recipe, p.style_weight), ctx.signal);
+      { content: p.content_weight, style: p.style_weight, tv: p.tv_weight }, perLayerStyleWeight(s.spec, p.style_weight), ctx.signal);
     // The optimiser is the only mutable part; it is updated after the evaluation succeeded.
     s.opt.tell(e.loss, e.grad);
     return { ...s, last: { loss: e.loss + s.offset, content: e.content, style: e.style + s.offset, tv: e.tv } };
@@ -178,26 +250,30 @@ export default defineJobKind<StyleParams, State>({
     s.targets.grams.forEach((g, i) => { buffers[`gram_${i}`] = bytesOf(g.data); });
     return {
       json: {
-        h: s.h, w: s.w, opt: o.json, offset: s.offset, last: s.last, preserve_color: s.preserveColor,
+        c: s.c, h: s.h, w: s.w, opt: o.json, offset: s.offset, last: s.last, preserve_color: s.preserveColor,
         targets: { content_dims: s.targets.content.dims, gram_dims: s.targets.grams.map((g) => g.dims), blend_const: s.targets.blendConst },
       },
       buffers,
     };
   },
   async deserialize(data, p, inputs, ctx) {
-    const j = data.json as {
-      h: number; w: number; opt: unknown; offset: number; last: State['last']; preserve_color: boolean;
-      targets: { content_dims: number[]; gram_dims: number[][]; blend_const: number[] };
-    };
-    const b = data.buffers!;
-    const optBuffers: Record<string, Buffer> = {};
-    for (const [k, v] of Object.entries(b)) if (k.startsWith('opt_')) optBuffers[k.slice(4)] = v;
-    const { content } = await prepare(inputs, p, ctx);
+    const ckpt = checkCheckpoint('style', StyleCheckpoint, data);
+    const j = ckpt.json;
+    const { spec, space, minSide } = styleModel(gradServices(ctx.services), p);
+    const { content } = await prepare(inputs, p, ctx, space, minSide);
+    if (j.c !== space.channels) throw invalidCheckpoint('style', `the image has ${j.c} channel(s), model '${p.model}' takes ${space.channels}`);
+    if (j.targets.gram_dims.length !== spec.styleLayers.length) throw invalidCheckpoint('style', `${j.targets.gram_dims.length} Gram targets for ${spec.styleLayers.length} style layers`);
+    if (j.h !== content.height || j.w !== content.width) throw invalidCheckpoint('style', `the image is ${j.w}×${j.h}, where this job works at ${content.width}×${content.height}`);
+    if (j.opt.optimizer !== p.optimizer) throw invalidCheckpoint('style', `it was written by the ${j.opt.optimizer} optimiser, this job uses ${p.optimizer}`);
+    const floats = (name: string, dims: number[]) => floatsOf(ckpt.buffer(name, dims.reduce((a, b) => a * b, 1) * Float32Array.BYTES_PER_ELEMENT));
+    if (j.targets.blend_const.length !== j.targets.gram_dims.length) throw invalidCheckpoint('style', `${j.targets.gram_dims.length} Gram targets but ${j.targets.blend_const.length} blend constants`);
+    floats('opt_x', [j.c, j.h, j.w]); // the optimiser's point is the image being optimised
     return {
-      h: j.h, w: j.w, opt: deserializeOptimizer({ json: j.opt, buffers: optBuffers }), content, offset: j.offset, last: j.last, preserveColor: j.preserve_color,
+      c: j.c, h: j.h, w: j.w, opt: deserializeOptimizer({ json: j.opt, buffers: ckpt.buffersWithPrefix('opt_') }), content, offset: j.offset, last: j.last, preserveColor: j.preserve_color,
+      space, spec,
       targets: {
-        content: { dims: j.targets.content_dims, data: floatsOf(b.content_target!) },
-        grams: j.targets.gram_dims.map((dims, i) => ({ dims, data: floatsOf(b[`gram_${i}`]!) })),
+        content: { dims: j.targets.content_dims, data: floats('content_target', j.targets.content_dims) },
+        grams: j.targets.gram_dims.map((dims, i) => ({ dims, data: floats(`gram_${i}`, dims) })),
         blendConst: j.targets.blend_const,
       },
     };

@@ -9,7 +9,7 @@
 // `avg_pool` (GlobalAveragePooling2D, [N, C]) and `predictions` (softmax).
 import { GraphBuilder } from '../../onnx/builder.js';
 import {
-  type Architecture, type ArchOptions, type BuildOptions, type KerasLayerSpec, type KerasWeights, type OnnxWeights, type Padding,
+  type Architecture, type ArchOptions, type BuildOptions, type KerasLayerSpec, type KerasWeights, type OnnxWeights, type Padding, type TopBlock,
   avgPoolSame, concat, conv2d, dense, foldBatchNorm, kerasLayer, markOutputs, maxPool, relu, scaled, vector, weightName,
 } from './layers.js';
 
@@ -155,6 +155,15 @@ function kerasWeightSpec(includeTop: boolean, opts: ArchOptions = {}): KerasLaye
   return spec;
 }
 
+/**
+ * mixed9 and mixed10 on mixed8: the "top 2 inception blocks" of Keras' fine-tuning example (every layer after
+ * mixed8). Branching modules, so no chain: fine-tuning here trains a head on mixed10 only.
+ */
+function topBlock(): TopBlock {
+  const names = describe(1).layerNames;
+  return { name: 'mixed9–10', input: 'mixed8', layers: names.slice(names.indexOf('mixed8') + 1) };
+}
+
 function toOnnxWeights(kerasWeights: KerasWeights): OnnxWeights {
   const out: OnnxWeights = new Map();
   for (let k = 1; kerasWeights.has(`conv2d_${k}`); k++) {
@@ -203,6 +212,7 @@ export const INCEPTION_V3: Architecture = {
   preprocessing: 'tf',
   classes: CLASSES,
   featureLayer: 'mixed10',
+  topBlock: topBlock(),
   topLayers: ['predictions'],
   kerasLayerNames,
   kerasWeightSpec,

@@ -17,4 +17,4 @@ export function getArchitecture(name: string): Architecture {
   throw new Error(`unknown architecture '${name}' (known: ${ARCHITECTURE_NAMES.join(', ')})`);
 }
 
-export type { Architecture, ArchitectureName } from './layers.js';
+export type { Architecture, ArchitectureName, ChainLayer, TopBlock } from './layers.js';

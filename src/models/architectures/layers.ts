@@ -49,6 +49,29 @@ export interface BuildOptions {
 
 export type ArchitectureName = 'vgg19' | 'inception_v3';
 
+/** One layer of a top block that is a plain chain (what a trainer can rebuild layer by layer). */
+export type ChainLayer =
+  | { readonly kind: 'conv'; readonly name: string; readonly padding: Padding; readonly activation: 'relu' }
+  | { readonly kind: 'maxPool'; readonly name: string; readonly size: number; readonly stride: number };
+
+/**
+ * The last block of the convolutional base, ending at the feature layer: what fine-tuning's --unfreeze-top
+ * trains together with the new head, on cached values of the block's input.
+ */
+export interface TopBlock {
+  /** Human name of the block ('block5', 'mixed9–10'). */
+  readonly name: string;
+  /** The value the block reads: the layer just before it. */
+  readonly input: string;
+  /** The block's Keras layers in creation order (weighted and weightless): what --unfreeze-top makes trainable. */
+  readonly layers: readonly string[];
+  /**
+   * The block as a chain of layers; a conv's weights are the base's `<name>/kernel` (OIHW) and `<name>/bias`
+   * initializers. Absent when the block branches (InceptionV3's modules): no trainer here rebuilds it.
+   */
+  readonly chain?: readonly ChainLayer[];
+}
+
 export interface Architecture {
   readonly name: ArchitectureName;
   /** Human name as Keras spells it. */
@@ -59,8 +82,10 @@ export interface Architecture {
   readonly minSize: number;
   readonly preprocessing: PreprocessingMode;
   readonly classes: number;
-  /** Last layer of the convolutional base: the output of the notop (features) model. */
+  /** Last layer of the convolutional base: the output of the notop (features) model, what a new head sits on. */
   readonly featureLayer: string;
+  /** The block that ends at `featureLayer`: what fine-tuning may unfreeze. */
+  readonly topBlock: TopBlock;
   /** Weighted Keras layers that only the top variant has. */
   readonly topLayers: readonly string[];
   /** Every Keras layer (weightless ones included: input, pools, activations, concats), in creation order. */

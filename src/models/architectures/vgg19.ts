@@ -4,8 +4,8 @@
 // predictions). Official weight names are Keras-1 style: `block1_conv1_W_1:0` / `block1_conv1_b_1:0`.
 import { GraphBuilder } from '../../onnx/builder.js';
 import {
-  type Architecture, type ArchOptions, type BuildOptions, type KerasLayerSpec, type KerasWeights, type OnnxWeights,
-  conv2d, dense, hwioToOihw, kerasLayer, markOutputs, maxPool, relu, scaled, vector, weightName,
+  type Architecture, type ArchOptions, type BuildOptions, type ChainLayer, type KerasLayerSpec, type KerasWeights, type OnnxWeights,
+  type TopBlock, conv2d, dense, hwioToOihw, kerasLayer, markOutputs, maxPool, relu, scaled, vector, weightName,
 } from './layers.js';
 
 /** [block, convs in block, filters] */
@@ -98,6 +98,16 @@ function toOnnxWeights(kerasWeights: KerasWeights): OnnxWeights {
   return out;
 }
 
+/** Block 5 (its convs and pool, on block4_pool): the block Keras' fine-tuning guide unfreezes. */
+function topBlock(): TopBlock {
+  const [b, n] = BLOCKS[BLOCKS.length - 1]!;
+  const chain: ChainLayer[] = [
+    ...Array.from({ length: n }, (_, i): ChainLayer => ({ kind: 'conv', name: `block${b}_conv${i + 1}`, padding: 'same', activation: 'relu' })),
+    { kind: 'maxPool', name: `block${b}_pool`, size: 2, stride: 2 },
+  ];
+  return { name: `block${b}`, input: `block${b - 1}_pool`, layers: chain.map((l) => l.name), chain };
+}
+
 function build(weights: OnnxWeights, opts: BuildOptions): GraphBuilder {
   const g = new GraphBuilder('vgg19');
   let x = g.input('input', 'float32', ['N', 3, 'H', 'W']);
@@ -129,6 +139,7 @@ export const VGG19: Architecture = {
   preprocessing: 'caffe',
   classes: CLASSES,
   featureLayer: 'block5_pool',
+  topBlock: topBlock(),
   topLayers: TOP,
   kerasLayerNames,
   kerasWeightSpec,

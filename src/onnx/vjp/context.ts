@@ -3,7 +3,8 @@
 // un-broadcasting, opset-dependent Reduce* emission).
 import type { GraphBuilder } from '../builder.js';
 import { type AttrValue, type NodeProto, DataType, floatTensor, int64Tensor } from '../proto.js';
-import { type SDim, type StaticInfo, attrs } from './static.js';
+import { type SDim, attrs } from './dims.js';
+import type { StaticInfo } from './static.js';
 
 export class AutodiffError extends Error {
   constructor(message: string, readonly opType?: string, readonly nodeName?: string) {
@@ -20,12 +21,23 @@ export const SLICE_TO_END = 2 ** 31 - 1;
 export interface VjpOptions {
   /** Backward of stride-1 Conv: 'flipped' (default; Conv with flipped/transposed weights) or 'transpose' (ConvTranspose). */
   convBackward?: 'flipped' | 'transpose';
+  /**
+   * Backward of non-overlapping k×k/k max-pools: 'mask' (default; plain MaxPool forward, SpaceToDepth mask)
+   * or 'scatter' (MaxPool with Indices + ScatterElements, the form every other max-pool uses).
+   */
+  maxPoolBackward?: 'mask' | 'scatter';
 }
 
 export class VjpContext {
   private readonly shapeCache = new Map<string, string>();
   private readonly flipCache = new Map<string, string>();
   private readonly zeroCache = new Map<string, string>();
+  /**
+   * Gradient values known to be zero wherever a forward value is ≤ 0 (gradient → that value). A block
+   * max-pool over a Relu output applies the Relu's mask at the pooled size and records it here, so the
+   * Relu's own VJP can pass the gradient through instead of masking it again at full size.
+   */
+  readonly maskedBy = new Map<string, string>();
 
   constructor(
     readonly b: GraphBuilder,
@@ -171,7 +183,6 @@ export class VjpContext {
   flippedWeight(w: string, spatial: number[]): string {
     let f = this.flipCache.get(w);
     if (!f) {
-      const nsp = spatial.length;
       const perm = [1, 0, ...spatial.map((_, i) => i + 2)];
       f = this.op('Transpose', [w], { perm }, 'wT');
       const flipAxes = spatial.map((k, i) => (k > 1 ? i + 2 : -1)).filter((a) => a >= 0);
@@ -181,7 +192,6 @@ export class VjpContext {
           this.ints(flipAxes), this.ints(flipAxes.map(() => -1)),
         ], {}, 'wflip');
       }
-      void nsp;
       this.flipCache.set(w, f);
     }
     return f;

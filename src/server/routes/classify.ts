@@ -1,9 +1,7 @@
-import { Router } from 'express';
 import { z } from 'zod';
-import type { ClassifyService } from '../../ops/classify-service.js';
 import type { AppContext } from '../context.js';
 import { ClassifyResponse } from '../api-schemas.js';
-import { route } from '../api.js';
+import { type ApiRouter, route } from '../route-registry.js';
 import { requestParams } from '../params.js';
 import { parseParams } from '../../util/params.js';
 import { imageUpload } from '../upload.js';
@@ -15,9 +13,8 @@ export const ClassifyParams = z.object({
   invert: z.enum(['auto', 'true', 'false']).default('auto').describe('mnist models: invert dark-on-light digits (auto decides from the border)'),
 });
 
-export function classifyRoutes(ctx: AppContext): Router {
-  const r = Router();
-  const { config } = ctx;
+export function classifyRoutes(r: ApiRouter, ctx: AppContext<'classify'>): void {
+  const { config, core } = ctx;
   route(r, {
     method: 'post', path: '/v1/classify', operationId: 'classify', tags: ['classify'], summary: 'Classify one or more images (top-k labels)',
     description: 'One image answers `predictions`; several (repeated `image` fields) answer `results`, one per image. Concurrent requests are batched.',
@@ -26,9 +23,8 @@ export function classifyRoutes(ctx: AppContext): Router {
     responses: { 200: { description: 'Predictions', content: { 'application/json': ClassifyResponse } } },
     problems: [400, 404, 413, 415, 422, 503],
   }, imageUpload(config, { fields: ['image'] }), async (req, res) => {
-    const service = ctx.services.classify as ClassifyService;
     const p = parseParams(ClassifyParams, requestParams(req));
-    const out = await service.classifyUploads(p.model, req.images!.map((f) => f.bytes), { top: p.top, resize: p.resize, invert: p.invert }, config);
+    const out = await core.classify.classifyUploads(p.model, req.images!.map((f) => f.bytes), { top: p.top, resize: p.resize, invert: p.invert }, config);
     const names = req.images!.map((f) => f.filename);
     if (out.results.length === 1) {
       const [one] = out.results;
@@ -37,5 +33,4 @@ export function classifyRoutes(ctx: AppContext): Router {
       res.json({ model: out.model, weights: out.weights, results: out.results.map((x, i) => ({ image: i, filename: names[i], ...x })) } satisfies z.input<typeof ClassifyResponse>);
     }
   });
-  return r;
 }

@@ -1,7 +1,6 @@
-import { Router } from 'express';
 import { z } from 'zod';
 import { ImageResponses, KernelsResponse } from '../api-schemas.js';
-import { route } from '../api.js';
+import { type ApiRouter, route } from '../route-registry.js';
 import { chooseOutputFormat, contentTypeOf, decodeImage, encodeImage } from '../../image/io.js';
 import { filterImage } from '../../ops/filter.js';
 import { NAMED_KERNELS, resolveKernel } from '../../ops/kernels.js';
@@ -19,8 +18,7 @@ export const FilterParams = z.object({
   format: z.string().optional().describe('png (default), jpeg or webp; without it the Accept header decides'),
 });
 
-export function filterRoutes(ctx: AppContext): Router {
-  const r = Router();
+export function filterRoutes(r: ApiRouter, ctx: AppContext): void {
   const { config } = ctx;
 
   route(r, {
@@ -54,5 +52,4 @@ export function filterRoutes(ctx: AppContext): Router {
     res.set('X-Convserve-Kernel', JSON.stringify(applied));
     res.send(out);
   });
-  return r;
 }

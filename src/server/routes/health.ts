@@ -1,11 +1,9 @@
-import { Router } from 'express';
 import type { z } from 'zod';
-import { route } from '../api.js';
 import { HealthResponse, ReadyResponse } from '../api-schemas.js';
 import type { AppContext } from '../context.js';
+import { type ApiRouter, route } from '../route-registry.js';
 
-export function healthRoutes(ctx: AppContext): Router {
-  const r = Router();
+export function healthRoutes(r: ApiRouter, ctx: AppContext): void {
   route(r, {
     method: 'get', path: '/healthz', operationId: 'health', tags: ['ops'], summary: 'Liveness: 200 while the process is up',
     responses: { 200: { description: 'Alive', content: { 'application/json': HealthResponse } } },
@@ -20,5 +18,4 @@ export function healthRoutes(ctx: AppContext): Router {
     const s = ctx.readiness.status();
     res.status(s.ready ? 200 : 503).json({ status: s.ready ? 'ready' : 'not-ready', ...s } satisfies z.input<typeof ReadyResponse>);
   });
-  return r;
 }

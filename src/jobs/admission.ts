@@ -1,0 +1,113 @@
+// Admission of new jobs: everything is checked before a job exists — the kind, a free place in the bounded
+// queue (429 with Retry-After otherwise, 503 while shutting down), the parameters against the kind's schema
+// and each image's header (format, pixel limit). A submission holds a queue place while it is validated, so
+// concurrent uploads cannot overfill the queue.
+import { randomUUID } from 'node:crypto';
+import type { Config } from '../config.js';
+import { probeImage } from '../image/io.js';
+import { parseParams } from '../util/params.js';
+import { badRequest, tooManyRequests, unavailable } from '../util/problem.js';
+import { type AnyJobKind, type JobServices, requireJobKind } from './kind.js';
+import type { JobQueue } from './queue.js';
+import type { JobRecord } from './record.js';
+
+export interface SubmitImage {
+  field: string;
+  bytes: Buffer;
+  mimetype?: string;
+}
+
+/** A validated job, not yet stored: its record and the input files to write with it. */
+export interface AdmittedJob {
+  record: JobRecord;
+  files: { file: string; bytes: Buffer }[];
+}
+
+export interface AdmissionDeps {
+  config: Config;
+  queue: JobQueue;
+  /** True once the service stops taking jobs. */
+  isStopping(): boolean;
+  /** Seconds until a queue place is likely to free (the Retry-After of a 429). */
+  retryAfterSeconds(): number;
+  /** The engine and registry, for kinds that check their parameters against the models (JobKind.check). */
+  services?: JobServices;
+}
+
+const EXT: Record<string, string> = { jpeg: 'jpg', png: 'png', webp: 'webp', gif: 'gif', tiff: 'tif', heif: 'heif' };
+const CT: Record<string, string> = { jpeg: 'image/jpeg', png: 'image/png', webp: 'image/webp', gif: 'image/gif', tiff: 'image/tiff', heif: 'image/heif' };
+
+const shuttingDown = () => unavailable('shutting-down', 'The service is shutting down and takes no new jobs.', {}, 5);
+
+export class JobAdmission {
+  /** Queue places held by submissions still being validated or written. */
+  private reserved = 0;
+
+  constructor(private readonly deps: AdmissionDeps) {}
+
+  /** Throws 429 (with Retry-After) when the queue is full, 503 when shutting down. */
+  checkCapacity(): void {
+    const { config, queue } = this.deps;
+    if (this.deps.isStopping()) throw shuttingDown();
+    queue.checkAvailable?.();
+    if (queue.length + this.reserved >= config.jobQueueLength) {
+      const retry = this.deps.retryAfterSeconds();
+      throw tooManyRequests('job-queue-full', `The job queue is full (${config.jobQueueLength} queued jobs, CONVSERVE_JOB_QUEUE); retry in about ${retry} s.`, retry, { queue_length: config.jobQueueLength, retry_after_s: retry });
+    }
+  }
+
+  /**
+   * Validates a submission and hands the new job to `accept` (which stores and queues it) while still holding
+   * its queue place; returns what `accept` returns. Throws a ProblemError naming what is wrong.
+   */
+  async admit<T>(kindName: string, images: SubmitImage[], rawParams: Record<string, unknown>, accept: (job: AdmittedJob) => T): Promise<T> {
+    const kind = requireJobKind(kindName);
+    this.checkCapacity();
+    this.reserved++;
+    try {
+      const job = await this.validate(kind, images, rawParams);
+      if (this.deps.isStopping()) throw shuttingDown();
+      return accept(job);
+    } finally {
+      this.reserved--;
+    }
+  }
+
+  private async validate(kind: AnyJobKind, images: SubmitImage[], rawParams: Record<string, unknown>): Promise<AdmittedJob> {
+    const { config } = this.deps;
+    const params = parseParams(kind.params(config), rawParams);
+    kind.check?.(params, this.deps.services);
+    const total = kind.totalSteps(params);
+    const files: AdmittedJob['files'] = [];
+    const inputs: JobRecord['inputs'] = [];
+    const maxPixels = Math.min(config.maxInputPixels, kind.maxInputPixels?.(config) ?? Number.POSITIVE_INFINITY);
+    for (const field of kind.inputs) {
+      const mine = images.filter((i) => i.field === field.name);
+      if ((field.required ?? true) && mine.length === 0) throw badRequest('missing-image', `Job kind '${kind.name}' needs an image in the file field '${field.name}'.`, { field: field.name });
+      if (mine.length > (field.maxCount ?? 1)) throw badRequest('too-many-images', `Job kind '${kind.name}' takes at most ${field.maxCount ?? 1} image(s) in the field '${field.name}'; got ${mine.length}.`, { field: field.name });
+      for (const [i, img] of mine.entries()) {
+        const meta = await probeImage(img.bytes, { maxInputPixels: maxPixels, decodeTimeoutMs: config.decodeTimeoutMs });
+        const format = String(meta.format);
+        const file = `inputs/${field.name}-${i}.${EXT[format] ?? 'bin'}`;
+        files.push({ file, bytes: img.bytes });
+        inputs.push({ field: field.name, file, content_type: CT[format] ?? 'application/octet-stream', bytes: img.bytes.length });
+      }
+    }
+    const stray = images.find((i) => !kind.inputs.some((f) => f.name === i.field));
+    if (stray) throw badRequest('unexpected-field', `Unexpected file field '${stray.field}'. Job kind '${kind.name}' accepts: ${kind.inputs.map((f) => f.name).join(', ')}.`);
+    const record: JobRecord = {
+      id: randomUUID(),
+      kind: kind.name,
+      status: 'queued',
+      params,
+      inputs,
+      created_at: new Date().toISOString(),
+      started_at: null,
+      finished_at: null,
+      progress: { step: 0, total, fraction: 0, message: 'queued', metrics: {} },
+      previews: [],
+      resumes: 0,
+    };
+    return { record, files };
+  }
+}

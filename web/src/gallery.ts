@@ -1,0 +1,59 @@
+// Recent jobs (GET /v1/jobs) as thumbnails with status, kind and time; open or download the result, cancel a
+// job that is still queued or running (DELETE /v1/jobs/{id}). Probe kinds (blur-sweep) are not shown.
+import { api, imageUrl } from './api.js';
+import { $, type Json, clearError, h, showError } from './dom.js';
+
+/** Job kinds that exist for testing the machinery, not for people. */
+export const PROBE_KINDS = new Set(['blur-sweep']);
+
+let refreshing: Promise<void> | undefined;
+
+export function refreshGallery(): Promise<void> {
+  refreshing ??= render().finally(() => { refreshing = undefined; });
+  return refreshing;
+}
+
+async function render(): Promise<void> {
+  const err = $('gallery-error');
+  try {
+    const { jobs } = await api<{ jobs: Json[] }>('/v1/jobs?limit=24');
+    clearError(err);
+    const list = $('gallery-list');
+    const shown = jobs.filter((j) => !PROBE_KINDS.has(j.kind));
+    const items = await Promise.all(shown.map(card));
+    list.replaceChildren(...items);
+    $('gallery-empty').hidden = shown.length > 0;
+  } catch (e) {
+    showError(err, e);
+  }
+}
+
+async function card(j: Json): Promise<HTMLElement> {
+  const thumbSrc: string | undefined = j.result?.url ?? (j.previews as string[]).at(-1);
+  const url = thumbSrc ? await imageUrl(thumbSrc).catch(() => undefined) : undefined;
+  const when = new Date(j.created_at);
+  const li = h('li', { class: 'job-card', 'data-id': j.id, 'data-status': j.status },
+    url ? h('img', { src: url, alt: `${j.kind} ${j.result ? 'result' : 'preview'}`, class: 'thumb' }) : h('div', { class: 'thumb empty', 'aria-hidden': 'true' }),
+    h('div', { class: 'job-meta' },
+      h('strong', { text: j.kind }), ' ',
+      h('span', { class: `badge job-${j.status}`, text: j.status }),
+      h('div', {}, h('time', { datetime: j.created_at, class: 'muted', text: when.toLocaleString() })),
+      j.status === 'running' || j.status === 'queued' ? h('div', { class: 'muted', text: `step ${j.progress.step}/${j.progress.total}` }) : null,
+      j.error ? h('div', { class: 'muted', text: j.error.detail }) : null));
+  const actions = h('div', { class: 'row' });
+  if (url && j.result) {
+    actions.append(h('a', { href: url, target: '_blank', rel: 'noopener', text: 'Open', 'aria-label': `Open the ${j.kind} result` }),
+      h('a', { href: url, download: `${j.kind}-${String(j.id).slice(0, 8)}.png`, text: 'Download', 'aria-label': `Download the ${j.kind} result` }));
+  }
+  if (j.status === 'running' || j.status === 'queued') {
+    const cancel = h('button', { type: 'button', class: 'secondary small', text: 'Cancel', 'aria-label': `Cancel the ${j.kind} job` });
+    cancel.addEventListener('click', async () => {
+      cancel.disabled = true;
+      try { await api(`/v1/jobs/${j.id}`, { method: 'DELETE' }); } catch (e) { showError($('gallery-error'), e); }
+      await refreshGallery();
+    });
+    actions.append(cancel);
+  }
+  li.append(actions);
+  return li;
+}
