@@ -79,7 +79,7 @@ describe('DeepDream on any model by layer name', () => {
     const key = await dreamSession(engine, entry.modelPath, modelStamp(entry), { layers: layers.map((l) => l.name), crop: 2 });
     const [h, w] = [20, 23];
     const tile: Chw = { data: uniform(3 * h * w, 0, 1, 5), c: 3, h, w };
-    const ours = await engineTileRunner(engine, key, layers.map((l) => l.coeff))(tile);
+    const ours = await engineTileRunner(engine, key, layers)(tile);
 
     const sub = tf.model({ inputs: rgb.inputs, outputs: layers.map((l) => rgb.getLayer(l.name).output as tf.SymbolicTensor) });
     const x = tf.tensor(nchwToNhwc(tile.data, [1, 3, h, w]), [1, h, w, 3]);
@@ -108,7 +108,7 @@ describe('DeepDream on any model by layer name', () => {
     const s0 = await dreamKind.init(inputs, p, ctx());
     const entry = requireModel(registry, 'tiny-rgb');
     const key = await dreamSession(engine, entry.modelPath, modelStamp(entry), { layers: ['c2'], crop: 2 });
-    const { grad } = await engineTileRunner(engine, key, [1])(s0.img);
+    const { grad } = await engineTileRunner(engine, key, [{ name: 'c2', coeff: 1 }])(s0.img);
     const expected = s0.img.data.slice();
     ascend(expected, grad, 0.2 * (modelSpace(entry).span / 2));
     assert.equal(modelSpace(entry).span, 1);

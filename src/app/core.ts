@@ -3,6 +3,7 @@
 // service, every CLI command and the tests. The fronts take what they need from it; nothing casts.
 import type { Config } from '../config.js';
 import { Engine } from '../engine/engine.js';
+import { engineOptions } from '../engine/options.js';
 import { type JobServices, loadBuiltinJobKinds } from '../jobs/kind.js';
 import { JobService } from '../jobs/service.js';
 import { type RedisJobBackend, createRedisJobBackend } from '../jobs/redis/backend.js';
@@ -152,7 +153,7 @@ function once(fn: () => Promise<void>): () => Promise<void> {
 }
 
 function createInference(config: Config, logger: Logger, registry: ModelRegistry): Required<Pick<Core, InferencePart>> {
-  const engine = new Engine({ workers: config.engineWorkers, threads: config.engineThreads, taskTimeoutMs: config.inferTimeoutMs, logger });
+  const engine = new Engine(engineOptions(config, logger));
   const models = new EngineModelProvider(registry, engine, logger);
   const classifier = new Classifier(engine, { maxBatch: config.maxBatch, batchWaitMs: config.batchWaitMs }, config.engineWorkers);
   const classify = new ClassifyService(models, classifier, config.defaultModel);

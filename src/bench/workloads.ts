@@ -1,6 +1,5 @@
 // The benchmark workloads. Model-forward workloads run through the service's own Engine (an ORT session
 // in a worker thread, the production session options), timed around engine.run.
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +11,7 @@ import { CAM, CLASS_INPUT, WEIGHT_INPUT, explainSession, installedModelFacts } f
 import { IMAGE_GRAD, IMAGE_INPUT, buildForwardModel, buildGradientModel, scalarTensor } from '../ops/grad-session.js';
 import { RECIPES, addStyleLoss, addTargetOutputs } from '../ops/style.js';
 import type { Logger } from '../util/logger.js';
+import { startServerProcess } from './server-process.js';
 
 export interface BenchContext {
   reps: number;
@@ -93,27 +93,9 @@ const httpClassify: Workload = {
   description: 'POST /v1/classify?model=vgg19 with a 1-megapixel JPEG to a real server process (decode, resize, preprocess, infer, JSON)',
   async run(ctx) {
     await benchModel(ctx, 'vgg19');
-    const cli = fileURLToPath(new URL('../cli/main.js', import.meta.url));
-    const child = spawn(process.execPath, [cli, 'serve'], {
-      env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', CONVSERVE_MODELS_DIR: ctx.benchModelsDir, CONVSERVE_AUTO_FETCH: 'false', CONVSERVE_AUTO_INSTALL: 'false', CONVSERVE_ENGINE_THREADS: String(ctx.threads) },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const server = await startServerProcess({ CONVSERVE_MODELS_DIR: ctx.benchModelsDir, CONVSERVE_ENGINE_THREADS: String(ctx.threads) });
+    const { url } = server;
     try {
-      const port = await new Promise<number>((resolvePort, reject) => {
-        let buf = '';
-        child.stdout!.on('data', (d: Buffer) => {
-          buf += d.toString();
-          const m = /"port":(\d+)/.exec(buf);
-          if (m) resolvePort(Number(m[1]));
-        });
-        child.once('exit', (c) => reject(new Error(`server exited with ${c}`)));
-      });
-      const url = `http://127.0.0.1:${port}`;
-      for (let i = 0; i < 600; i++) {
-        const r = await fetch(`${url}/readyz`).catch(() => undefined);
-        if (r?.ok) break;
-        await new Promise((res) => setTimeout(res, 200));
-      }
       const jpeg = await onemegapixelJpeg();
       const form = () => { const f = new FormData(); f.append('image', new Blob([jpeg], { type: 'image/jpeg' }), 'photo.jpg'); return f; };
       let inferMs: number[] = [];
@@ -128,12 +110,13 @@ const httpClassify: Workload = {
       const sortedTimes = [...times].sort((a, b) => a - b);
       return { shape: [1, 3, 224, 224], times, extra: { jpeg_bytes: jpeg.length, input: '1155x866 JPEG', median_infer_ms: medianInfer, http_overhead_ms: Math.round((sortedTimes[times.length >> 1]! - medianInfer) * 10) / 10 } };
     } finally {
-      child.kill('SIGTERM');
+      await server.stop();
     }
   },
 };
 
-async function onemegapixelJpeg(): Promise<Buffer> {
+/** The 1155×866 JPEG (≈1 megapixel) the HTTP workloads send. */
+export async function onemegapixelJpeg(): Promise<Buffer> {
   const sample = fileURLToPath(new URL('../../samples/coffee.jpg', import.meta.url));
   const base = existsSync(sample) ? sharp(readFileSync(sample)) : sharp({ create: { width: 64, height: 48, channels: 3, background: '#886644' } }).png();
   return base.resize(1155, 866, { fit: 'fill' }).jpeg({ quality: 90 }).toBuffer();

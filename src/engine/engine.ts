@@ -1,140 +1,61 @@
 // The inference engine: a small pool of worker threads that own the ORT sessions, and one scheduler in
 // front of them. Interactive work (classify) always runs before queued job steps (dream, style), so a
-// request waits at most for the one step already running. A worker that dies or hangs fails only its
-// in-flight task (503) and is replaced; its sessions are reloaded on demand.
+// request waits at most for the one step already running. The interactive line is bounded (429 beyond it),
+// a run whose caller went away before it started is dropped, and a run may carry a deadline covering queue
+// and compute. A worker that dies or hangs fails only its in-flight task (503) and is replaced; its
+// sessions are reloaded on demand. Idle sessions give their memory back (see IdlePolicy).
 import { EventEmitter } from 'node:events';
 import { availableParallelism } from 'node:os';
-import type { Logger } from '../util/logger.js';
 import { startWorker } from '../util/worker-url.js';
-import { unavailable } from '../util/problem.js';
-import type { FromWorker, SessionOptionsSpec, SessionSource, ToWorker, WireTensor } from './protocol.js';
+import { tooManyRequests, unavailable } from '../util/problem.js';
+import type { SessionOptionsSpec } from './protocol.js';
+import { DEFAULT_CACHE_LIMITS, SessionCache } from './session-cache.js';
+import { Task, TaskQueue } from './task-queue.js';
+import type { EngineOptions, EngineRunEvent, Feeds, IdlePolicy, RunOptions, RunResult, SessionInfo, SessionLoadOptions, SessionSource, WireTensor } from './types.js';
+import { EngineWorker } from './worker-handle.js';
 
-export type { WireTensor, SessionSource } from './protocol.js';
-export type Priority = 'interactive' | 'job';
+export type * from './types.js';
 
-export interface EngineOptions {
-  workers: number;
-  /** ORT intra-op threads per session; 0 = all cores. */
-  threads: number;
-  /** A run longer than this kills its worker and fails with 503. */
-  taskTimeoutMs: number;
-  executionProviders?: string[];
-  logger: Logger;
+interface Registered {
+  source: SessionSource;
+  options: SessionLoadOptions;
+  /** performance.now() of the last dispatch or completion of a run. */
+  lastUsed: number;
 }
 
-export interface SessionInfo {
-  key: string;
-  inputNames: string[];
-  outputNames: string[];
-  loadMs: number;
-  provider: string;
-}
-
-export interface RunOptions {
-  priority?: Priority;
-  /** Only these outputs are fetched (fetching big intermediates costs time). */
-  fetches?: string[];
-  signal?: AbortSignal;
-}
-
-export interface RunResult {
-  outputs: Record<string, WireTensor>;
-  /** Time inside ORT's run(). */
-  computeMs: number;
-  /** Time spent waiting for a free worker. */
-  queueMs: number;
-}
-
-/** Emitted as 'run' after every successful run (metrics). */
-export interface EngineRunEvent {
-  key: string;
-  priority: Priority;
-  queueMs: number;
-  computeMs: number;
-  /** First dimension of the first feed (the batch size for classification). */
-  batch?: number;
-}
-
-/** Feeds, or a function producing them at dispatch time (lets a batcher take whatever is pending then). */
-export type Feeds = Record<string, WireTensor> | (() => Record<string, WireTensor>);
-
-interface Task {
-  key: string;
-  feeds: Feeds;
-  fetches?: string[];
-  priority: Priority;
-  enqueuedAt: number;
-  resolve: (r: RunResult) => void;
-  reject: (e: unknown) => void;
-  signal?: AbortSignal;
-}
-
-type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
-
-interface Pending { resolve: (m: FromWorker) => void; reject: (e: unknown) => void }
-
-class EngineWorker {
-  readonly loaded = new Map<string, Promise<SessionInfo>>();
-  readonly pending = new Map<number, Pending>();
-  busy = false;
-  dead = false;
-  /** Timed out: takes no new work, is terminated once its current run returns (terminating a worker
-   * inside ORT's native run() aborts the whole process). */
-  retired = false;
-  private nextId = 1;
-  readonly ready: Promise<void>;
-
-  constructor(readonly index: number, readonly thread: import('node:worker_threads').Worker) {
-    this.ready = new Promise((resolve, reject) => {
-      const onMessage = (m: FromWorker) => { if (m.type === 'ready') { thread.off('message', onMessage); resolve(); } };
-      thread.on('message', onMessage);
-      thread.once('error', reject);
-    });
-    thread.on('message', (m: FromWorker) => {
-      if (m.type === 'ready') return;
-      const p = this.pending.get(m.id);
-      if (!p) return;
-      this.pending.delete(m.id);
-      if (m.type === 'error') p.reject(new Error(m.message));
-      else p.resolve(m);
-    });
-  }
-
-  request(msg: WithoutId<ToWorker>, transfer: ArrayBuffer[] = []): Promise<FromWorker> {
-    if (this.dead) return Promise.reject(unavailable('engine-worker-crashed', 'The inference worker stopped; retry the request.'));
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.thread.postMessage({ ...msg, id } as ToWorker, transfer);
-    });
-  }
-
-  failAll(error: unknown): void {
-    for (const p of this.pending.values()) p.reject(error);
-    this.pending.clear();
-  }
-}
+const abortReason = (signal: AbortSignal): unknown => signal.reason ?? new DOMException('The operation was aborted.', 'AbortError');
 
 export class Engine extends EventEmitter {
   private workers: EngineWorker[] = [];
-  private readonly queue: Task[] = [];
-  private readonly sessions = new Map<string, SessionSource>();
+  private readonly queue = new TaskQueue();
+  private readonly sessions = new Map<string, Registered>();
+  private readonly retiring = new Set<EngineWorker>();
   private stopped = false;
+  private idleTimer: NodeJS.Timeout | undefined;
+  /** Moving average of interactive compute time, for Retry-After. */
+  private interactiveMs = 100;
   readonly sessionOptions: SessionOptionsSpec;
+  readonly limits: { interactiveQueue: number; interactiveDeadlineMs: number };
+  /** Sessions built on demand (gradient graphs), bounded and released when idle. */
+  readonly cache: SessionCache;
   /** Counters for /metrics and /v1/info. */
-  readonly stats = { workerRestarts: 0, runs: 0, failures: 0 };
+  readonly stats = { workerRestarts: 0, runs: 0, failures: 0, rejectedBusy: 0, dropped: 0, deadlineExceeded: 0, released: 0, recycled: 0 };
 
   constructor(private readonly opts: EngineOptions) {
     super();
     this.sessionOptions = {
       intraOpThreads: opts.threads > 0 ? opts.threads : availableParallelism(),
       executionProviders: opts.executionProviders ?? ['cpu'],
+      memArena: opts.memArena ?? true,
     };
+    this.limits = { interactiveQueue: opts.interactiveQueue ?? 64, interactiveDeadlineMs: opts.interactiveDeadlineMs ?? 0 };
+    this.cache = new SessionCache(this, { ...DEFAULT_CACHE_LIMITS, ...opts.cache });
   }
 
   async start(): Promise<void> {
     this.workers = Array.from({ length: this.opts.workers }, (_, i) => this.spawn(i));
     await Promise.all(this.workers.map((w) => w.ready));
+    this.idleTimer = setInterval(() => this.sweepIdle(), this.opts.idleSweepMs ?? 1000).unref();
   }
 
   /** Problems that make the engine not ready (for /readyz); null when fine. */
@@ -152,9 +73,9 @@ export class Engine extends EventEmitter {
     return this.queue.length;
   }
 
-  /** Registers a session and loads it on every worker (warm-up included); re-registering reloads it. */
-  async load(key: string, source: SessionSource): Promise<SessionInfo> {
-    this.sessions.set(key, source);
+  /** Registers a session and loads it on every worker; re-registering reloads it. */
+  async load(key: string, source: SessionSource, options: SessionLoadOptions = {}): Promise<SessionInfo> {
+    this.sessions.set(key, { source, options, lastUsed: performance.now() });
     const infos = await Promise.all(this.workers.filter((w) => !w.dead).map((w) => {
       w.loaded.delete(key);
       return this.ensureLoaded(w, key);
@@ -162,43 +83,67 @@ export class Engine extends EventEmitter {
     return infos[0]!;
   }
 
+  /** Forgets a session and unloads it from every worker. */
   async unload(key: string): Promise<void> {
     this.sessions.delete(key);
-    await Promise.all(this.workers.filter((w) => !w.dead && w.loaded.has(key)).map(async (w) => {
-      w.loaded.delete(key);
-      await w.request({ type: 'unload', key });
-    }));
+    await this.unloadFromWorkers(key);
+  }
+
+  /** Unloads a session from every worker but keeps it registered: the next run loads it again. */
+  async release(key: string): Promise<void> {
+    if (!this.sessions.has(key)) return;
+    this.stats.released++;
+    await this.unloadFromWorkers(key);
   }
 
   has(key: string): boolean {
     return this.sessions.has(key);
   }
 
+  /** How many workers have the session loaded (or loading) now. */
+  loadedOn(key: string): number {
+    return this.workers.filter((w) => !w.dead && w.loaded.has(key)).length;
+  }
+
+  /** Seconds a client refused for a full queue should wait: the queue's estimated drain time, at least 1. */
+  retryAfterSeconds(): number {
+    const workers = Math.max(1, this.workers.filter((w) => w.available).length);
+    const waiting = this.queue.count('interactive') + workers;
+    return Math.max(1, Math.ceil((waiting * this.interactiveMs) / workers / 1000));
+  }
+
   run(key: string, feeds: Feeds, opts: RunOptions = {}): Promise<RunResult> {
     if (this.stopped) return Promise.reject(unavailable('engine-stopped', 'The inference engine is shutting down.'));
     if (!this.sessions.has(key)) return Promise.reject(new Error(`engine: no session '${key}' is registered`));
+    const { signal } = opts;
+    const priority = opts.priority ?? 'interactive';
+    if (signal?.aborted) {
+      this.stats.dropped++;
+      return Promise.reject(abortReason(signal));
+    }
+    const deadline = opts.deadline ?? (priority === 'interactive' && this.limits.interactiveDeadlineMs > 0 ? Date.now() + this.limits.interactiveDeadlineMs : undefined);
+    if (priority === 'interactive' && this.queue.count('interactive') >= this.limits.interactiveQueue) {
+      this.stats.rejectedBusy++;
+      const s = this.retryAfterSeconds();
+      return Promise.reject(tooManyRequests('engine-busy', `The inference queue is full (${this.limits.interactiveQueue} requests waiting; CONVSERVE_ENGINE_QUEUE). Retry in about ${s} s.`, s));
+    }
     return new Promise<RunResult>((resolve, reject) => {
-      const task: Task = { key, feeds, fetches: opts.fetches, priority: opts.priority ?? 'interactive', enqueuedAt: performance.now(), resolve, reject, signal: opts.signal };
-      // Interactive tasks go before every queued job step, after earlier interactive ones.
-      if (task.priority === 'interactive') {
-        const firstJob = this.queue.findIndex((t) => t.priority === 'job');
-        this.queue.splice(firstJob < 0 ? this.queue.length : firstJob, 0, task);
-      } else {
-        this.queue.push(task);
-      }
-      // Aborting removes a task that is still queued; the listener goes away once the task settles, so a
-      // long-lived signal (a job's) does not collect one listener per run.
-      const signal = opts.signal;
+      const task = new Task(key, feeds, opts.fetches, priority, signal, resolve, reject);
       if (signal) {
         const onAbort = () => {
-          const i = this.queue.indexOf(task);
-          if (i >= 0) { this.queue.splice(i, 1); task.reject(signal.reason ?? new Error('aborted')); }
+          if (this.queue.remove(task)) {
+            this.stats.dropped++;
+            task.reject(abortReason(signal));
+          }
         };
         signal.addEventListener('abort', onAbort, { once: true });
-        const settle = <T>(fn: (v: T) => void) => (v: T) => { signal.removeEventListener('abort', onAbort); fn(v); };
-        task.resolve = settle(resolve);
-        task.reject = settle(reject);
+        task.onSettle(() => signal.removeEventListener('abort', onAbort));
       }
+      if (deadline !== undefined) {
+        const timer = setTimeout(() => this.expire(task), Math.max(0, deadline - Date.now()));
+        task.onSettle(() => clearTimeout(timer));
+      }
+      this.queue.add(task);
       this.dispatch();
     });
   }
@@ -216,7 +161,9 @@ export class Engine extends EventEmitter {
   /** Stops: queued tasks fail with 503, running ones finish (workers are only terminated when idle). */
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const t of this.queue.splice(0)) t.reject(unavailable('engine-stopped', 'The inference engine is shutting down.'));
+    clearInterval(this.idleTimer);
+    this.emit('stop');
+    for (const t of this.queue.drain()) t.reject(unavailable('engine-stopped', 'The inference engine is shutting down.'));
     // Terminating a worker inside a native ORT call (start-up, create or run) aborts the whole process:
     // wait until each worker is up and has no request outstanding, bounded by the task timeout.
     const deadline = Date.now() + this.opts.taskTimeoutMs;
@@ -231,7 +178,13 @@ export class Engine extends EventEmitter {
     }));
   }
 
-  private readonly retiring = new Set<EngineWorker>();
+  private expire(task: Task): void {
+    if (task.isSettled) return;
+    const queued = this.queue.remove(task);
+    this.stats.deadlineExceeded++;
+    const waited = Math.round(performance.now() - task.enqueuedAt);
+    task.reject(unavailable('deadline-exceeded', `The inference did not finish within the request's deadline (${waited} ms, ${queued ? 'still waiting for a worker' : 'while computing'}); the service is busy: retry later.`, {}, this.retryAfterSeconds()));
+  }
 
   private spawn(index: number): EngineWorker {
     const thread = startWorker(import.meta.url, 'worker');
@@ -270,37 +223,81 @@ export class Engine extends EventEmitter {
   private ensureLoaded(w: EngineWorker, key: string): Promise<SessionInfo> {
     let p = w.loaded.get(key);
     if (!p) {
-      const source = this.sessions.get(key);
-      if (!source) return Promise.reject(new Error(`engine: no session '${key}' is registered`));
-      p = w.request({ type: 'load', key, source, options: this.sessionOptions }).then((m) => {
+      const s = this.sessions.get(key);
+      if (!s) return Promise.reject(new Error(`engine: no session '${key}' is registered`));
+      const options = { ...this.sessionOptions, memArena: s.options.memArena ?? this.sessionOptions.memArena };
+      w.ranSinceLoad.delete(key);
+      p = w.request({ type: 'load', key, source: s.source, options }).then((m) => {
         if (m.type !== 'loaded') throw new Error(`unexpected reply ${m.type}`);
         return { key, inputNames: m.inputNames, outputNames: m.outputNames, loadMs: m.ms, provider: m.provider };
       });
-      p.catch(() => w.loaded.delete(key));
+      p.catch(() => { if (w.loaded.get(key) === p) w.loaded.delete(key); });
       w.loaded.set(key, p);
     }
     return p;
   }
 
+  private async unloadFromWorkers(key: string): Promise<void> {
+    await Promise.all(this.workers.filter((w) => !w.dead && w.loaded.has(key)).map(async (w) => {
+      w.loaded.delete(key);
+      w.ranSinceLoad.delete(key);
+      await w.request({ type: 'unload', key });
+    }));
+  }
+
+  private idlePolicy(s: Registered): IdlePolicy | undefined {
+    if (s.options.idle) return s.options.idle;
+    const ms = this.opts.recycleIdleMs ?? 0;
+    return ms > 0 ? { afterMs: ms, action: 'recycle' } : undefined;
+  }
+
+  /**
+   * Gives idle sessions' memory back. Worker messages are handled one at a time in order, so an unload or a
+   * reload sent now is never interleaved with a run of the same session sent later.
+   */
+  private sweepIdle(): void {
+    const now = performance.now();
+    for (const [key, s] of this.sessions) {
+      const idle = this.idlePolicy(s);
+      if (!idle || now - s.lastUsed < idle.afterMs || this.queue.hasKey(key)) continue;
+      const holders = this.workers.filter((w) => w.available && w.loaded.has(key));
+      if (idle.action === 'release') {
+        if (holders.length === 0) continue;
+        void this.release(key).catch((e: unknown) => this.opts.logger.warn({ err: e, session: key }, 'idle release failed'));
+      } else {
+        for (const w of holders.filter((h) => h.ranSinceLoad.has(key))) {
+          this.stats.recycled++;
+          w.loaded.delete(key);
+          void this.ensureLoaded(w, key).catch((e: unknown) => this.opts.logger.warn({ err: e, session: key }, 'idle recycle failed'));
+        }
+      }
+    }
+  }
+
   private dispatch(): void {
     for (const w of this.workers) {
       if (this.queue.length === 0) return;
-      if (w.busy || w.dead || w.retired) continue;
-      const task = this.queue.shift()!;
+      if (w.busy || !w.available) continue;
+      const task = this.queue.next()!;
       void this.execute(w, task);
     }
   }
 
   private async execute(w: EngineWorker, task: Task): Promise<void> {
+    if (task.isSettled) return this.dispatch();
     w.busy = true;
     const queueMs = performance.now() - task.enqueuedAt;
+    const session = this.sessions.get(task.key);
+    if (session) session.lastUsed = performance.now();
     let timer: NodeJS.Timeout | undefined;
     let timedOut = false;
     try {
       await this.ensureLoaded(w, task.key);
       const feeds = typeof task.feeds === 'function' ? task.feeds() : task.feeds;
-      const transfer = [...new Set(Object.values(feeds).map((t) => t.data.buffer as ArrayBuffer))];
+      if (feeds === null) throw new DOMException('Nothing left to run: every request of this batch was cancelled.', 'AbortError');
+      const transfer = transferList(feeds);
       const reply = w.request({ type: 'run', key: task.key, feeds, fetches: task.fetches }, transfer);
+      w.ranSinceLoad.add(task.key);
       timer = setTimeout(() => {
         // Answer the caller now; the worker keeps running until ORT returns, then is terminated.
         timedOut = true;
@@ -311,15 +308,17 @@ export class Engine extends EventEmitter {
       const m = await reply;
       if (m.type !== 'result') throw new Error(`unexpected reply ${m.type}`);
       this.stats.runs++;
+      if (task.priority === 'interactive') this.interactiveMs = 0.8 * this.interactiveMs + 0.2 * m.ms;
       this.emit('run', { key: task.key, priority: task.priority, queueMs, computeMs: m.ms, batch: Object.values(feeds)[0]?.dims[0] } satisfies EngineRunEvent);
-      if (!timedOut) task.resolve({ outputs: m.outputs, computeMs: m.ms, queueMs });
+      task.resolve({ outputs: m.outputs, computeMs: m.ms, queueMs });
     } catch (e) {
       if (!timedOut) {
-        this.stats.failures++;
+        if (!(e instanceof DOMException && e.name === 'AbortError')) this.stats.failures++;
         task.reject(e);
       }
     } finally {
       clearTimeout(timer);
+      if (session) session.lastUsed = performance.now();
       w.busy = false;
       if (w.retired && !w.dead) {
         // Its late run has returned: now it can be terminated safely.
@@ -330,4 +329,11 @@ export class Engine extends EventEmitter {
       setImmediate(() => this.dispatch());
     }
   }
+}
+
+/** The feeds' buffers, each once: moved to the worker, not copied (the caller gives them up). */
+function transferList(feeds: Record<string, WireTensor>): ArrayBuffer[] {
+  const buffers = new Set<ArrayBuffer>();
+  for (const t of Object.values(feeds)) if (t.data.buffer instanceof ArrayBuffer) buffers.add(t.data.buffer);
+  return [...buffers];
 }

@@ -41,7 +41,7 @@ function post(msg: FromWorker, transfer: ArrayBuffer[] = []): void {
   port.postMessage(msg, transfer);
 }
 
-port.on('message', async (msg: ToWorker) => {
+async function handle(msg: ToWorker): Promise<void> {
   try {
     switch (msg.type) {
       case 'crash':
@@ -83,6 +83,13 @@ port.on('message', async (msg: ToWorker) => {
   } catch (e) {
     post({ type: 'error', id: msg.id, message: e instanceof Error ? e.message : String(e) });
   }
+}
+
+// One message at a time, in arrival order: an 'unload' (idle release) followed by a 'load' of the same key
+// must not interleave at their awaits, or the unload would delete the freshly created session.
+let chain = Promise.resolve();
+port.on('message', (msg: ToWorker) => {
+  chain = chain.then(() => handle(msg));
 });
 
 post({ type: 'ready' });

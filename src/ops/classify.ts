@@ -1,13 +1,14 @@
 // Classification: the one core function behind POST /v1/classify and `convserve classify`.
 // Concurrent requests for one model are merged into batches by a per-model queue (max size and max wait
 // configurable); the batch is formed when the engine is ready to run it, so requests that arrive while
-// it is busy ride together.
+// it is busy ride together. The queue is bounded, and honours each request's abort signal and deadline.
 import type { Engine } from '../engine/engine.js';
 import { type InvertMode, toInputTensor } from '../image/preprocess.js';
 import type { RawImage } from '../image/raw.js';
 import { type ResizeMode, resizeForModel } from '../image/resize.js';
 import type { Labels, Manifest } from '../models/manifest.js';
-import { badRequest } from '../util/problem.js';
+import { badRequest, tooManyRequests, unavailable } from '../util/problem.js';
+import { Settlement } from '../util/settlement.js';
 
 /** A loaded classification model, as the engine knows it. */
 export interface ClassifierModel {
@@ -29,6 +30,10 @@ export interface ClassifyOptions {
   top: number;
   resize: ResizeMode;
   invert?: InvertMode;
+  /** The client went away: the image is dropped if its batch has not started. */
+  signal?: AbortSignal;
+  /** Epoch ms by which the result is needed (queue + compute); past it: 503 `deadline-exceeded`. */
+  deadline?: number;
 }
 
 export interface ClassifyResult {
@@ -37,10 +42,13 @@ export interface ClassifyResult {
   batch_size: number;
 }
 
-interface Item {
-  input: Float32Array;
-  resolve: (r: { probs: Float32Array; queueMs: number; inferMs: number; batch: number }) => void;
-  reject: (e: unknown) => void;
+interface Outcome { probs: Float32Array; queueMs: number; inferMs: number; batch: number }
+
+/** One image waiting for (or riding in) a batch; settles once: result, failure, abort or deadline. */
+class Item extends Settlement<Outcome> {
+  constructor(readonly input: Float32Array, resolve: (o: Outcome) => void, reject: (e: unknown) => void) {
+    super(resolve, reject);
+  }
 }
 
 export interface BatchingOptions {
@@ -48,7 +56,12 @@ export interface BatchingOptions {
   batchWaitMs: number;
 }
 
-/** Per-model request-batching queue in front of the engine. */
+/**
+ * Per-model request-batching queue in front of the engine. Its waiting line shares the engine's interactive
+ * bound (CONVSERVE_ENGINE_QUEUE): one image more is refused with 429. Images whose client went away or whose
+ * deadline passed leave the line before their batch is cut; a batch of one is handed to the engine as is
+ * (its buffer moves to the worker, no copy).
+ */
 class Batcher {
   private pending: Item[] = [];
   private inFlight = 0;
@@ -58,9 +71,30 @@ class Batcher {
 
   constructor(private readonly engine: Engine, private readonly model: ClassifierModel, private readonly opts: BatchingOptions, private readonly maxInFlight: number) {}
 
-  submit(input: Float32Array): Promise<{ probs: Float32Array; queueMs: number; inferMs: number; batch: number }> {
+  submit(input: Float32Array, signal?: AbortSignal, deadline?: number): Promise<Outcome> {
+    if (signal?.aborted) return Promise.reject(signal.reason ?? new DOMException('The operation was aborted.', 'AbortError'));
+    const limit = this.engine.limits.interactiveQueue;
+    if (this.pending.length >= limit) {
+      const s = this.engine.retryAfterSeconds();
+      return Promise.reject(tooManyRequests('engine-busy', `Too many images are waiting for '${this.model.name}' (${limit}; CONVSERVE_ENGINE_QUEUE). Retry in about ${s} s.`, s));
+    }
     return new Promise((resolve, reject) => {
-      this.pending.push({ input, resolve, reject });
+      const item = new Item(input, resolve, reject);
+      const leave = () => { const i = this.pending.indexOf(item); if (i >= 0) this.pending.splice(i, 1); return i >= 0; };
+      if (signal) {
+        const onAbort = () => { if (leave()) item.reject(signal.reason ?? new DOMException('The operation was aborted.', 'AbortError')); };
+        signal.addEventListener('abort', onAbort, { once: true });
+        item.onSettle(() => signal.removeEventListener('abort', onAbort));
+      }
+      if (deadline !== undefined) {
+        const t0 = performance.now();
+        const timer = setTimeout(() => {
+          const waiting = leave();
+          item.reject(unavailable('deadline-exceeded', `The classification did not finish within the request's deadline (${Math.round(performance.now() - t0)} ms, ${waiting ? 'still waiting for a batch' : 'while computing'}); the service is busy: retry later.`, {}, this.engine.retryAfterSeconds()));
+        }, Math.max(0, deadline - Date.now()));
+        item.onSettle(() => clearTimeout(timer));
+      }
+      this.pending.push(item);
       this.schedule();
     });
   }
@@ -78,21 +112,24 @@ class Batcher {
     const { height, width, channels } = this.model.manifest.input;
     const per = channels * height * width;
     let batch: Item[] = [];
+    let cut = false;
     // The batch is cut when the engine is ready to run it: everything that arrived meanwhile joins.
     const feeds = () => {
+      cut = true;
       batch = this.pending.splice(0, this.opts.maxBatch);
-      const data = new Float32Array(batch.length * per);
-      batch.forEach((it, i) => data.set(it.input, i * per));
+      if (batch.length === 0) return null;
+      const data = batch.length === 1 ? batch[0]!.input : new Float32Array(batch.length * per);
+      if (batch.length > 1) batch.forEach((it, i) => data.set(it.input, i * per));
       return { [this.model.manifest.input.name]: { dims: [batch.length, channels, height, width], data } };
     };
     this.engine.run(this.model.sessionKey, feeds, { priority: 'interactive', fetches: [this.model.manifest.output.name] }).then((r) => {
       const out = r.outputs[this.model.manifest.output.name]!;
       const classes = out.dims[1]!;
       this.batchSizes.push(batch.length);
-      batch.forEach((it, i) => it.resolve({ probs: out.data.slice(i * classes, (i + 1) * classes), queueMs: r.queueMs, inferMs: r.computeMs, batch: batch.length }));
+      batch.forEach((it, i) => it.resolve({ probs: out.data.subarray(i * classes, (i + 1) * classes), queueMs: r.queueMs, inferMs: r.computeMs, batch: batch.length }));
     }, (e: unknown) => {
       // The engine failed before cutting the batch: fail what is pending now.
-      if (batch.length === 0) batch = this.pending.splice(0, this.opts.maxBatch);
+      if (!cut) batch = this.pending.splice(0, this.opts.maxBatch);
       for (const it of batch) it.reject(e);
     }).finally(() => {
       this.inFlight--;
@@ -132,7 +169,7 @@ export class Classifier {
     const input = new Float32Array(geom.channels * geom.height * geom.width);
     toInputTensor(resized, model.manifest.preprocessing, input, 0, { channels: geom.channels, invert: opts.invert });
     const preprocessMs = performance.now() - t0;
-    const r = await this.batcher(model).submit(input);
+    const r = await this.batcher(model).submit(input, opts.signal, opts.deadline);
     return {
       predictions: topK(probabilitiesOf(r.probs, model.manifest.outputs), opts.top, model.labels),
       timing_ms: { preprocess: round(preprocessMs), queue: round(r.queueMs), infer: round(r.inferMs) },

@@ -13,7 +13,7 @@ import type { GraphBuilder } from '../onnx/builder.js';
 import { type Chw, addTile, extractTile, resizeBilinear, roll, tileRanges } from '../image/chw.js';
 import { Prng } from '../util/prng.js';
 import { unprocessable } from '../util/problem.js';
-import { IMAGE_GRAD, IMAGE_INPUT, buildGradientModel, ensureSession, scalarTensor, wire } from './grad-session.js';
+import { IMAGE_GRAD, IMAGE_INPUT, ensureSession, scalarTensor, wire } from './grad-session.js';
 import { type ModelLayers, convActivationLayers, evenlySpaced, requireLayers } from './model-layers.js';
 
 export interface DreamLayer { name: string; coeff: number }
@@ -65,10 +65,29 @@ export function addDreamLoss(b: GraphBuilder, opts: DreamLossOptions): { loss: s
   return { loss };
 }
 
+/**
+ * The layer set a dream session is built for: sorted and de-duplicated, so every request naming the same
+ * layers (in any order, repeated or not) shares one session.
+ */
+export function canonicalDreamLayers(layers: readonly string[]): string[] {
+  return [...new Set(layers)].sort();
+}
+
+/**
+ * The coefficient of each canonical layer (repeated layers add up: the loss is linear in them), in the order of
+ * the session's `coeff_k` inputs.
+ */
+export function canonicalDreamCoefficients(layers: readonly DreamLayer[]): number[] {
+  const sum = new Map<string, number>();
+  for (const l of layers) sum.set(l.name, (sum.get(l.name) ?? 0) + l.coeff);
+  return canonicalDreamLayers(layers.map((l) => l.name)).map((n) => sum.get(n)!);
+}
+
 /** Loads (once per engine) the gradient session of the dream loss on `modelPath`; returns its engine key. */
 export function dreamSession(engine: Engine, modelPath: string, stamp: string, opts: DreamLossOptions): Promise<string> {
-  const key = `grad:dream:${stamp}:${opts.layers.join(',')}:crop${opts.crop}`;
-  return ensureSession(engine, key, () => buildGradientModel(modelPath, (b) => addDreamLoss(b, opts)));
+  const layers = canonicalDreamLayers(opts.layers);
+  const key = `grad:dream:${stamp}:${layers.join(',')}:crop${opts.crop}`;
+  return ensureSession(engine, key, { modelPath, recipe: { kind: 'dream-gradient', layers, crop: opts.crop } });
 }
 
 export interface DreamSettings {
@@ -207,17 +226,17 @@ export function dreamImage(state: DreamState, original: Chw, s: DreamSettings): 
 }
 
 /**
- * A tile runner on an engine session built by {@link dreamSession}. The job's signal is checked before each
- * tile but not handed to engine.run: the engine adds an abort listener per run to the signal it is given and
- * never removes it, so the job's long-lived signal would pile up listeners (MaxListenersExceededWarning after
- * 10 runs, and a leak). A queued job run only ever waits behind short interactive runs anyway.
+ * A tile runner on an engine session built by {@link dreamSession} for these layers (their coefficients are fed
+ * in the session's canonical layer order). The job's signal is checked before each tile and handed to
+ * engine.run, which drops the run if the job is cancelled while it waits.
  */
-export function engineTileRunner(engine: Engine, key: string, coeffs: number[], signal?: AbortSignal): TileRunner {
+export function engineTileRunner(engine: Engine, key: string, layers: readonly DreamLayer[], signal?: AbortSignal): TileRunner {
+  const coeffs = canonicalDreamCoefficients(layers);
   return async (tile) => {
     signal?.throwIfAborted();
     const feeds: Record<string, ReturnType<typeof wire>> = { [IMAGE_INPUT]: wire(tile.data, [1, tile.c, tile.h, tile.w]) };
     coeffs.forEach((c, k) => { feeds[`coeff_${k}`] = scalarTensor(c); });
-    const r = await engine.run(key, feeds, { priority: 'job', fetches: ['loss', IMAGE_GRAD] });
+    const r = await engine.run(key, feeds, { priority: 'job', fetches: ['loss', IMAGE_GRAD], signal });
     return { loss: Number(r.outputs.loss!.data[0]), grad: r.outputs[IMAGE_GRAD]!.data };
   };
 }

@@ -1,16 +1,19 @@
 // Shared plumbing of the gradient ops (DeepDream, style transfer): decode an installed model.onnx, let the op
 // add its loss nodes with GraphBuilder, differentiate with the autodiff (gradientModel, wrt the image input),
 // inline ("materialise") the external-data initializers the result still needs from model.weights.bin, and
-// load the self-contained bytes into the engine once per (model, variant). Input H×W stays symbolic, so one
-// session serves every image size.
+// load the self-contained model into the engine's session cache once per (model, variant), built in a child
+// process. Input H×W stays symbolic, so one session serves every image size.
+import { fork } from 'node:child_process';
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Engine, RunResult, SessionSource, WireTensor } from '../engine/engine.js';
 import type { ModelEntry, ModelRegistry } from '../models/registry.js';
 import { gradientModel, pruneUnused } from '../onnx/autodiff.js';
 import { GraphBuilder } from '../onnx/builder.js';
 import { type ModelProto, type TensorProto, decodeModel, encodeModel, makeValueInfo, onnx } from '../onnx/proto.js';
 import { unavailable, badRequest } from '../util/problem.js';
+import { isRunningTypeScript } from '../util/worker-url.js';
 
 /** Name of the image input of every architecture graph (NCHW, symbolic N/H/W). */
 export const IMAGE_INPUT = 'input';
@@ -95,25 +98,72 @@ export function buildForwardModel(modelPath: string, addOutputs: (b: GraphBuilde
   return encodeModel({ ...model, graph: { ...graph, valueInfo: [] } });
 }
 
-const sessionCache = new WeakMap<Engine, Map<string, Promise<string>>>();
+/** What a cached session is built from: serialisable, so the build runs in a child process. */
+export type GraphRecipe =
+  | { kind: 'dream-gradient'; layers: string[]; crop: number }
+  | { kind: 'style-gradient'; style: StyleGraphLayers }
+  | { kind: 'style-targets'; style: StyleGraphLayers };
 
-/** Loads `make()`'s model (bytes, or a session source such as a path) into the engine under `key` once (concurrent callers share the load). */
-export function ensureSession(engine: Engine, key: string, make: () => Uint8Array | SessionSource): Promise<string> {
-  let m = sessionCache.get(engine);
-  if (!m) { m = new Map(); sessionCache.set(engine, m); }
-  let p = m.get(key);
-  if (!p) {
-    p = (async () => {
-      if (!engine.has(key)) {
-        const model = make();
-        await engine.load(key, model instanceof Uint8Array ? { bytes: model } : model);
-      }
-      return key;
-    })();
-    p.catch(() => m!.delete(key));
-    m.set(key, p);
-  }
-  return p;
+/**
+ * The layers of a style graph on any model: style.ts's StyleLossSpec as plain data (spelt out here so this
+ * module does not import style.ts, which imports it). `recipe` is checked by the child that builds the graph.
+ */
+export interface StyleGraphLayers {
+  recipe: string;
+  contentLayer: string;
+  styleLayers: string[];
+  channels?: Record<string, number>;
+}
+
+export interface GraphSpec {
+  modelPath: string;
+  recipe: GraphRecipe;
+}
+
+/** A session made in this process, quickly: its model's bytes, or a source (a path) the maker wrote itself. */
+export type SessionMaker = () => Uint8Array | SessionSource;
+
+/**
+ * Loads a session into the engine under `key` once (concurrent callers share the build), through the engine's
+ * bounded session cache: released from the workers when idle, evicted when the cache is full. `how` is a
+ * {@link GraphSpec} (a gradient graph: seconds of work, built in a child process) or a {@link SessionMaker}
+ * (explanation graphs: milliseconds; bytes go to the cache's file, a path of the maker's own is loaded as is).
+ * Callers ask again before each use (a job: before each step), which also marks the entry as in use.
+ */
+export function ensureSession(engine: Engine, key: string, how: GraphSpec | SessionMaker): Promise<string> {
+  return engine.cache.ensure(key, async (file) => {
+    if (typeof how !== 'function') return buildGraphFile(how, file);
+    const made = how();
+    return made instanceof Uint8Array ? { bytes: made } : made;
+  });
+}
+
+export interface GraphBuildRequest { spec: GraphSpec; file: string }
+export type GraphBuildReply = { ok: true; ms: number } | { ok: false; message: string };
+
+/**
+ * Builds `spec` into the .onnx file `file` in a child process: decoding, differentiating and encoding a graph
+ * is 1–2.5 s of synchronous JS per graph (InceptionV3 dream, VGG19 style) that would stall every request on
+ * the HTTP thread, and its hundreds of MB of garbage would stay in the server's heap (see graph-build-task.ts).
+ */
+export function buildGraphFile(spec: GraphSpec, file: string): Promise<void> {
+  const entry = fileURLToPath(new URL(`./graph-build-task.${isRunningTypeScript(import.meta.url) ? 'ts' : 'js'}`, import.meta.url));
+  // The parent's exec arguments carry the TypeScript loader under tsx; test-runner and inspector flags stay here.
+  const execArgv = process.execArgv.filter((a) => !/^--(test|inspect|watch|experimental-test)/.test(a));
+  const child = fork(entry, [], { execArgv, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const settle = (error?: Error) => {
+      if (settled) return;
+      settled = true;
+      if (error) reject(error);
+      else resolve();
+    };
+    child.once('message', (m: GraphBuildReply) => settle(m.ok ? undefined : new Error(m.message)));
+    child.once('error', (e) => settle(e));
+    child.once('exit', (code, signal) => settle(new Error(`the graph build process exited (${signal ?? `code ${code}`}) before answering`)));
+    child.send({ spec, file } satisfies GraphBuildRequest);
+  });
 }
 
 export interface GradServices {

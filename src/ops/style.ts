@@ -22,7 +22,7 @@ import type { GraphBuilder } from '../onnx/builder.js';
 import { unprocessable } from '../util/problem.js';
 import { analyseGraph } from './feature-maps.js';
 import {
-  IMAGE_GRAD, IMAGE_INPUT, buildForwardModel, buildGradientModel, ensureSession, scalarTensor, wire,
+  IMAGE_GRAD, IMAGE_INPUT, ensureSession, scalarTensor, wire,
 } from './grad-session.js';
 import { type ModelLayers, convActivationLayers, evenlySpaced, requireLayers } from './model-layers.js';
 import type { Chw } from '../image/chw.js';
@@ -174,8 +174,8 @@ export async function styleSessions(engine: Engine, modelPath: string, stamp: st
   const spec = styleSpec(recipeOrSpec);
   const base = `style:${stamp}:${spec.recipe}:${spec.contentLayer}:${spec.styleLayers.join(',')}`;
   const [grad, targets] = await Promise.all([
-    ensureSession(engine, `grad:${base}`, () => buildGradientModel(modelPath, (b) => addStyleLoss(b, spec))),
-    ensureSession(engine, `fwd:${base}`, () => buildForwardModel(modelPath, (b) => addTargetOutputs(b, spec))),
+    ensureSession(engine, `grad:${base}`, { modelPath, recipe: { kind: 'style-gradient', style: spec } }),
+    ensureSession(engine, `fwd:${base}`, { modelPath, recipe: { kind: 'style-targets', style: spec } }),
   ]);
   return { grad, targets };
 }
@@ -257,8 +257,8 @@ export async function evaluateStyle(engine: Engine, key: string, x: Float32Array
     tv_weight: scalarTensor(wts.tv),
   };
   t.grams.forEach((g, i) => { feeds[`style_target_${i}`] = wire(g.data, g.dims); });
-  signal?.throwIfAborted(); // not passed to engine.run: see engineTileRunner in dream.ts
-  const r = await engine.run(key, feeds, { priority: 'job', fetches: ['loss', 'content_loss', 'style_loss', 'tv_loss', IMAGE_GRAD] });
+  signal?.throwIfAborted();
+  const r = await engine.run(key, feeds, { priority: 'job', fetches: ['loss', 'content_loss', 'style_loss', 'tv_loss', IMAGE_GRAD], signal });
   const v = (n: string) => Number(r.outputs[n]!.data[0]);
   return { loss: v('loss'), content: v('content_loss'), style: v('style_loss'), tv: v('tv_loss'), grad: r.outputs[IMAGE_GRAD]!.data };
 }

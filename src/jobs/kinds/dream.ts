@@ -139,7 +139,7 @@ export default defineJobKind<DreamParams, State>({
   },
   async step(state, ctx) {
     const { key, engine } = await session(ctx, ctx.params.model, state.settings.layers);
-    const next = await dreamStep(state, state.original, state.settings, ctx.step, engineTileRunner(engine, key, state.settings.layers.map((l) => l.coeff), ctx.signal));
+    const next = await dreamStep(state, state.original, state.settings, ctx.step, engineTileRunner(engine, key, state.settings.layers, ctx.signal));
     return { ...next, original: state.original, settings: state.settings, space: state.space };
   },
   metrics: (s): Record<string, number> => (Number.isFinite(s.loss) ? { loss: s.loss, octave: s.octave + 1, tiles: s.tiles } : {}),

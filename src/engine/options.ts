@@ -1,0 +1,22 @@
+// The engine's options from the service configuration (one place, for the server and the CLI).
+import type { Config } from '../config.js';
+import type { Logger } from '../util/logger.js';
+import type { EngineOptions } from './types.js';
+
+export function engineOptions(config: Config, logger: Logger): EngineOptions {
+  return {
+    workers: config.engineWorkers,
+    threads: config.engineThreads,
+    taskTimeoutMs: config.inferTimeoutMs,
+    logger,
+    interactiveQueue: config.engineQueue,
+    interactiveDeadlineMs: config.interactiveDeadlineMs,
+    memArena: config.engineArena,
+    recycleIdleMs: config.sessionRecycleMs,
+    cache: {
+      maxEntries: config.gradSessions,
+      idleReleaseMs: config.gradSessionIdleMs,
+      memArena: config.gradSessionArena,
+    },
+  };
+}
