@@ -218,7 +218,9 @@ describe('ORT trainer: a tiny conv net with batch-norm and dropout', () => {
         const e = maxRelDiff(trainer.values.get(name)!, vars.get(name)!.dataSync());
         assert.ok(e <= 2e-3, `${name}: rel. difference ${e}`);
       }
-      // Export: the inference chain with the trained weights as initializers, run by ORT, vs tfjs inference.
+      // Export: the inference chain with the trained weights as initializers, run by ORT, vs tfjs inference
+      // with the very same weights.
+      for (const [name, v] of trainer.values) vars.get(name)!.assign(tf.tensor(Float32Array.from(v), vars.get(name)!.shape));
       const b = new GraphBuilder('exported');
       const x = b.input('input', 'float32', ['N', ...TINY.input]);
       const p = trainer.exportable().appendToOnnx(b, x);
