@@ -17,7 +17,7 @@ import { materializeExternal } from '../src/ops/grad-session.js';
 import { inferencePlugin } from '../src/server/inference-plugin.js';
 import { type RunningService, startService } from '../src/server/service.js';
 import { type FinetuneOptions, type FinetuneResult, finetune } from '../src/train/finetune.js';
-import { mulberry32 } from '../src/train/prng.js';
+import { Prng } from '../src/util/prng.js';
 import { ProblemError } from '../src/util/problem.js';
 import { tempDir, testConfig } from './helpers/app.js';
 
@@ -41,7 +41,7 @@ async function shapeImage(rgb: [number, number, number], rand: () => number): Pr
 }
 
 async function makeDataset(dir: string, perClass: number, seed: number, classes = Object.keys(COLOURS)): Promise<void> {
-  const rand = mulberry32(seed);
+  const rand = new Prng(seed).asFunction();
   for (const cls of classes) {
     mkdirSync(join(dir, cls), { recursive: true });
     for (let i = 0; i < perClass; i++) writeFileSync(join(dir, cls, `${cls}-${i}.png`), await shapeImage(COLOURS[cls]!, rand));
@@ -155,7 +155,7 @@ describe('convserve finetune (synthetic reduced-width VGG19 base)', () => {
     const ftSession = await ort.InferenceSession.create(join(dir, 'model.onnx'), { logSeverityLevel: 3 });
     const n = 3;
     const x = new Float32Array(n * 3 * 224 * 224);
-    const rand = mulberry32(99);
+    const rand = new Prng(99).asFunction();
     for (let i = 0; i < x.length; i++) x[i] = (rand() - 0.5) * 200;
     const input = new ort.Tensor('float32', x, [n, 3, 224, 224]);
     const feat = (await baseSession.run({ input }, ['block5_pool'])).block5_pool!;

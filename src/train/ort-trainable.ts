@@ -210,27 +210,35 @@ export class OrtTrainable implements TrainableModel {
   }
 
   /**
-   * The trained network as an ExportableModel. `prefix` layers (without parameters, e.g. a global average pool)
-   * come first, on inputs shaped `input`: a head trained on pooled vectors is exported on the feature map.
+   * The trained network (a copy of the current weights) as an ExportableModel. `prefix` layers without parameters
+   * (a global average pool) come first: a head trained on pooled vectors is exported on the feature map. predict
+   * takes examples shaped as the prefix expects (x.shape) and runs the very graph appendToOnnx appends.
    */
-  exportable(prefix: LayerSpec[] = [], input: number[] = this.spec.input): ExportableModel {
-    const spec: NetSpec = { input, layers: [...prefix, ...this.spec.layers] };
+  exportable(prefix: LayerSpec[] = []): ExportableModel {
+    if (prefix.some((l) => l.kind === 'conv' || l.kind === 'dense' || l.kind === 'batchNorm')) throw new Error('an export prefix has no parameters');
+    // Shapes only matter for parameters, which the prefix does not have: a pooled [C] input comes from any [C, H, W].
+    const specFor = (input: number[]): NetSpec => ({ input, layers: [...prefix, ...this.spec.layers] });
+    const placeholder = prefix.length ? [this.spec.input[0]!, 1, 1] : this.spec.input;
     const values = new Map([...this.weights].map(([k, v]) => [k, Float32Array.from(v)]));
     const source = { kind: 'initializers', values } as const;
-    let predictor: Promise<{ engine: Engine; key: string }> | undefined;
     const engine = this.engine;
+    const predictors = new Map<string, Promise<string>>();
     return {
-      appendToOnnx: (g: GraphBuilder, x: string) => appendInference(g, spec, x, source),
+      appendToOnnx: (g: GraphBuilder, x: string) => appendInference(g, specFor(placeholder), x, source),
       async predict(x: Examples, count: number): Promise<Float32Array> {
-        predictor ??= (async () => {
-          const key = `export-${process.pid}-${++sessionCounter}`;
-          const bytes = encodeModel({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }], producerName: 'convserve train', graph: inferenceModel(spec, source, 'export').toGraph() });
-          await engine.load(key, { bytes });
-          return { engine, key };
-        })();
-        const { key } = await predictor;
-        const data = Float32Array.from(x.data.subarray(0, count * prod(input)));
-        const { outputs } = await engine.run(key, { input: { dims: [count, ...input], data } }, { fetches: ['probabilities'] });
+        const shapeKey = x.shape.join('x');
+        let key = predictors.get(shapeKey);
+        if (!key) {
+          key = (async () => {
+            const k = `export-${process.pid}-${++sessionCounter}`;
+            const graph = inferenceModel(specFor(x.shape), source, 'export').toGraph();
+            await engine.load(k, { bytes: encodeModel({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }], producerName: 'convserve train', graph }) });
+            return k;
+          })();
+          predictors.set(shapeKey, key);
+        }
+        const data = Float32Array.from(x.data.subarray(0, count * prod(x.shape)));
+        const { outputs } = await engine.run(await key, { input: { dims: [count, ...x.shape], data } }, { fetches: ['probabilities'] });
         return outputs.probabilities!.data;
       },
     };
