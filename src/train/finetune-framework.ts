@@ -23,8 +23,3 @@ export interface FinetuneFramework {
   /** Stage 2: the top block (from the base's weights) + the trained head, on maps of the block's input. */
   topAndHead(base: FinetuneBase, mapShape: number[], classes: number, s: FinetuneSettings, head: StageModel): Promise<StageModel>;
 }
-
-export async function frameworkFor(s: FinetuneSettings): Promise<FinetuneFramework> {
-  if (s.backend === 'tfjs') return (await import('./finetune-tfjs.js')).tfjsFramework();
-  return (await import('./finetune-ort.js')).ortFramework();
-}

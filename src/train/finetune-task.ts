@@ -12,7 +12,7 @@ import { type EpochSource, fit, gather } from './fit.js';
 import type { Geometry } from './frozen-base.js';
 import { decodeDataset, labelsOf, splitDataset } from './finetune-data.js';
 import { exportFinetuned } from './finetune-export.js';
-import { type StageModel, frameworkFor } from './finetune-framework.js';
+import type { FinetuneFramework, StageModel } from './finetune-framework.js';
 import { extractionRate, finetuneRecords } from './finetune-records.js';
 import { validationWarnings } from './judge.js';
 import { type ClassMetrics, perClassMetrics } from './metrics.js';
@@ -61,6 +61,12 @@ export async function finetuneTask(args: FinetuneTaskArgs, progress: (p: Finetun
     if (e instanceof ProblemError) return { ok: false, problem: { status: e.status, slug: e.slug, title: e.title, detail: e.detail, extensions: e.extensions } };
     throw e;
   }
+}
+
+/** ONNX Runtime by default; tfjs (loaded only then) with --backend tfjs. */
+async function frameworkFor(s: FinetuneSettings): Promise<FinetuneFramework> {
+  if (s.backend === 'tfjs') return (await import('./finetune-tfjs.js')).tfjsFramework();
+  return (await import('./finetune-ort.js')).ortFramework();
 }
 
 async function runFinetune(a: FinetuneTaskArgs, emit: (p: FinetuneProgress) => void): Promise<FinetuneResult> {

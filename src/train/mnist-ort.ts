@@ -2,7 +2,7 @@
 // the ORT trainer with Adam (Keras defaults).
 import { availableParallelism } from 'node:os';
 import * as ort from 'onnxruntime-node';
-import type { MnistTrainer } from './mnist.js';
+import type { MnistTrainer } from './mnist-trainer.js';
 import { mnistNet } from './mnist-net.js';
 import type { MnistSettings } from './options.js';
 import { OrtTrainable } from './ort-trainable.js';

@@ -1,7 +1,7 @@
 // `convserve train mnist --backend tfjs`: the MNIST convnet in TensorFlow.js (loaded only on this path).
 import { selectBackend, tf } from './backend.js';
 import { buildMnistModel } from './mnist-model.js';
-import type { MnistTrainer } from './mnist.js';
+import type { MnistTrainer } from './mnist-trainer.js';
 import type { MnistSettings } from './options.js';
 import { TfjsTrainable, tfjsExportable } from './tfjs-trainable.js';
 

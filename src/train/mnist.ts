@@ -15,7 +15,7 @@ import { exportMnistFolder } from './mnist-export.js';
 import { type MnistSettings, type TrainMnistOptions, mnistSettingsSchema, parseSettings } from './options.js';
 import type { TrainProgress } from './progress.js';
 import type { TrainingBackendInfo } from './training-backend.js';
-import type { ExportableModel, TrainableModel } from './trainable.js';
+import type { MnistTrainer } from './mnist-trainer.js';
 
 export {
   IMAGE_SIZE, MNIST_SPLIT_SEED, MNIST_TEST_SIZE, MNIST_VAL_SIZE, augmentDigits, loadMnistDigits, mnistSplit, mnistTestSet,
@@ -24,17 +24,7 @@ export {
 export { mnistNet } from './mnist-net.js';
 export { DEFAULT_AUGMENT, type AugmentOptions, type TrainMnistOptions } from './options.js';
 export type { TrainProgress } from './progress.js';
-
-/** A framework's side of an MNIST run. */
-export interface MnistTrainer {
-  trainable: TrainableModel;
-  info: TrainingBackendInfo;
-  optimizer: string;
-  /** Shape of one digit in the framework's layout: [1, 28, 28] (ONNX) or [28, 28, 1] (tfjs), the same floats. */
-  shape: number[];
-  exportable(): ExportableModel;
-  release(): Promise<void>;
-}
+export type { MnistTrainer } from './mnist-trainer.js';
 
 export interface TrainMnistResult {
   dir: string;
