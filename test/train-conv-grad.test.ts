@@ -4,12 +4,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { selectBackend, tf } from '../src/train/backend.js';
 import { conv2dFilterGradViaForward, needsForwardFilterGrad } from '../src/train/wasm-conv-grad.js';
-import { mulberry32 } from '../src/train/prng.js';
+import { Prng } from '../src/util/prng.js';
 
 type Case = { n: number; h: number; w: number; ci: number; co: number; kh: number; kw: number; s: number; pad: 'same' | 'valid' };
 
 function cases(): Case[] {
-  const r = mulberry32(7);
+  const r = new Prng(7).asFunction();
   const int = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
   const out: Case[] = [];
   for (const s of [1, 2, 3]) {

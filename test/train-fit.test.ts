@@ -9,7 +9,7 @@ import { type EpochSource, fit, gather } from '../src/train/fit.js';
 import type { LabelledSet, TrainableModel, WeightsSnapshot } from '../src/train/trainable.js';
 import { type Evaluation, Scorer } from '../src/train/metrics.js';
 import { finetuneSettingsSchema, mnistSettingsSchema, parseSettings } from '../src/train/options.js';
-import { mulberry32 } from '../src/train/prng.js';
+import { Prng } from '../src/util/prng.js';
 
 /** Softmax regression: probabilities = softmax(x·W + b), trained by gradient descent on the mean cross-entropy. */
 class SoftmaxRegression implements TrainableModel {
@@ -92,7 +92,7 @@ class SoftmaxRegression implements TrainableModel {
 
 /** Three Gaussian blobs in 2-D (class c centred at angle 2πc/3), `noise` their spread. */
 function blobs(n: number, seed: number, noise: number): LabelledSet {
-  const rand = mulberry32(seed);
+  const rand = new Prng(seed).asFunction();
   const data = new Float32Array(n * 2);
   const y = new Uint8Array(n);
   for (let i = 0; i < n; i++) {

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // npm run bench [-- --only NAME] [--reps N] [--threads N] [--list]
 // One JSON object per line: {"workload","shape","median_ms","min_ms","reps","threads"}, with the workloads
-// defined exactly as ../shared/bench/torch_peer.py defines them (model forward only, synthetic weights),
-// so the two outputs can be compared line by line.
+// defined exactly as ../shared/bench/torch_peer.py defines them (synthetic weights; forwards, gradient steps
+// and one training epoch, mnist_epoch), so the two outputs can be compared line by line.
 
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';

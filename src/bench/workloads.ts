@@ -12,6 +12,9 @@ import { IMAGE_GRAD, IMAGE_INPUT, buildForwardModel, buildGradientModel, scalarT
 import { RECIPES, addStyleLoss, addTargetOutputs } from '../ops/style.js';
 import type { Logger } from '../util/logger.js';
 import { startServerProcess } from './server-process.js';
+import { mnistNet } from '../train/mnist-net.js';
+import { OrtTrainable } from '../train/ort-trainable.js';
+import { Prng } from '../util/prng.js';
 
 export interface BenchContext {
   reps: number;
@@ -220,6 +223,35 @@ const gradcam: Workload = {
   },
 };
 
+/**
+ * mnist_epoch, as torch_peer.py: one training epoch of the DLP §5.1 convnet (93,322 parameters, no dropout) on
+ * 8,000 random 1×28×28 images with random labels, batch 64 (125 steps), RMSprop lr 1e-3 (ρ 0.9, ε 1e-7), softmax
+ * cross-entropy — the ONNX Runtime trainer of `convserve train`, each step one gradient run in the engine's worker.
+ */
+const mnistEpoch: Workload = {
+  name: 'mnist_epoch',
+  description: 'one training epoch of the 93,322-parameter MNIST convnet: 8000 random 1x28x28 images, batch 64, RMSprop lr 1e-3 (ORT trainer)',
+  async run(ctx) {
+    const n = 8000;
+    const batch = 64;
+    const rng = new Prng(0);
+    const x = rng.fillUniform(new Float32Array(n * 784), 0, 1);
+    const y = Uint8Array.from({ length: n }, () => rng.int(10));
+    const trainer = await OrtTrainable.create({ spec: mnistNet(0), optimizer: { name: 'rmsprop' }, learningRate: 1e-3, seed: 0, threads: ctx.threads });
+    try {
+      const epoch = async () => {
+        for (let i = 0; i < n; i += batch) {
+          await trainer.step({ x: { data: x.subarray(i * 784, (i + batch) * 784), shape: [1, 28, 28] }, y: y.subarray(i, i + batch) }, i);
+        }
+      };
+      const times = await timeIt(ctx.reps, epoch);
+      return { shape: [n, 1, 28, 28], times, extra: { parameters: trainer.parameters, steps: Math.ceil(n / batch), optimizer: 'rmsprop' } };
+    } finally {
+      await trainer.release();
+    }
+  },
+};
+
 export const WORKLOADS: Workload[] = [
   forwardWorkload('classify_vgg19', 'vgg19', [1, 3, 224, 224], 'VGG19 with its classifier, 1x3x224x224, forward only'),
   forwardWorkload('classify_vgg19_b8', 'vgg19', [8, 3, 224, 224], 'the same at batch 8 (time per batch)'),
@@ -228,4 +260,5 @@ export const WORKLOADS: Workload[] = [
   styleStep,
   dreamStep,
   gradcam,
+  mnistEpoch,
 ];

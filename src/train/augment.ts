@@ -2,9 +2,9 @@
 // RandomFlip / RandomRotation / RandomCrop), so the frozen base's features of the training images are recomputed
 // every epoch.
 import type { RawImage } from '../image/io.js';
-import { resizeForModel } from '../ops/preprocess.js';
+import { resizeForModel } from '../image/resize.js';
+import { extractWindow, flipAndRotate } from '../image/transform.js';
 import type { Geometry } from './frozen-base.js';
-import { extractWindow, flipAndRotate } from './raw-image.js';
 
 /** Augmentation parameters: horizontal flip (p = 0.5), rotation ±10°, random crop keeping 85–100 % of the side. */
 export const AUGMENT = { flip: 0.5, rotateDeg: 10, minCrop: 0.85 };

@@ -11,6 +11,7 @@
 import * as ort from 'onnxruntime-node';
 import * as tf from '@tensorflow/tfjs';
 import { GraphBuilder } from '../onnx/builder.js';
+import { ORT_SESSION_OPTIONS } from './export-session.js';
 
 /** Layout of the current value: 4-D channels-first, or 2-D [N, features]. */
 export type Layout = 'NCHW' | 'flat';
@@ -272,12 +273,7 @@ export function nhwcToNchw(data: Float32Array, n: number, h: number, w: number, 
   return out;
 }
 
-export const ORT_SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
-  logSeverityLevel: 3,
-  intraOpNumThreads: 1,
-  interOpNumThreads: 1,
-  extra: { session: { intra_op: { allow_spinning: '0' } } },
-};
+export { ORT_SESSION_OPTIONS };
 
 export interface ParityResult {
   maxAbsDiff: number;

@@ -2,15 +2,15 @@
 // the training images' once too (cached for every epoch) — or, with --augment, again every epoch from newly
 // augmented images. Each extraction reports its progress and adds to the extraction statistics.
 import type { RawImage } from '../image/io.js';
-import { resizeForModel } from '../ops/preprocess.js';
+import { resizeForModel } from '../image/resize.js';
+import { Prng } from '../util/prng.js';
 import { augmentImage } from './augment.js';
 import type { FinetuneBase } from './base.js';
-import { type Extracted, FeatureExtractor, type Geometry, cutBaseGraph } from './frozen-base.js';
-import { mulberry32 } from './prng.js';
+import { type Extracted, FeatureExtractor, type Geometry, type MapLayout, POOLED, cutBaseGraph } from './frozen-base.js';
+import type { PreprocessingSpec } from '../image/preprocess.js';
 import type { FinetuneProgress } from './progress.js';
 
-/** Name of the global-average-pooled feature vector ([N, C]) the extractor outputs. */
-export const POOLED = 'pooled';
+export { POOLED };
 
 export interface ExtractionStats { images: number; seconds: number }
 
@@ -28,15 +28,20 @@ export class BaseFeatures {
     seed: number,
     private readonly emit: (p: FinetuneProgress) => void,
   ) {
-    this.augmentRand = mulberry32((seed ^ 0x2545f491) >>> 0);
+    this.augmentRand = new Prng((seed ^ 0x2545f491) >>> 0).asFunction();
   }
 
   /** ORT session over `base` cut at its feature layer (and at `maps`, spatial values a later stage trains on). */
-  static async open(base: FinetuneBase, maps: string[], images: RawImage[], geom: Geometry, mode: 'caffe' | 'tf', augment: boolean, seed: number,
+  static async open(base: FinetuneBase, maps: string[], images: RawImage[], geom: Geometry, mode: PreprocessingSpec, layout: MapLayout, augment: boolean, seed: number,
     emit: (p: FinetuneProgress) => void): Promise<BaseFeatures> {
-    const graph = cutBaseGraph(base.modelPath, [base.featureLayer, ...maps]);
-    const extractor = await FeatureExtractor.create(graph, base.featureLayer, geom, mode);
+    const graph = cutBaseGraph(base.modelPath, [...new Set([base.featureLayer, ...maps])]);
+    const extractor = await FeatureExtractor.create(graph, base.featureLayer, geom, mode, base.manifest.input.name, layout);
     return new BaseFeatures(extractor, images, geom, augment, seed, emit);
+  }
+
+  /** Rank of the feature layer (4: a map the head pools; 2: a vector), known after the first extraction. */
+  get featureRank(): number | undefined {
+    return this.extractor.featureRank;
   }
 
   get cached(): boolean {

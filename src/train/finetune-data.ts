@@ -8,8 +8,8 @@ import { type RawImage, decodeImage } from '../image/io.js';
 import { ProblemError } from '../util/problem.js';
 import { type DatasetScan, type SkippedFile, problem } from './dataset.js';
 import type { Geometry } from './frozen-base.js';
-import { seededPermutation } from './prng.js';
-import { toRgb } from './raw-image.js';
+import { toRgb } from '../image/raw.js';
+import { Prng } from '../util/prng.js';
 
 export interface DecodedDataset {
   /** Decoded RGB images at the size asked for, with their class and (train/ + val/ layout) their folder. */
@@ -46,14 +46,20 @@ export async function decodeDataset(data: DatasetScan, size: Geometry, onSkipped
   return out;
 }
 
-/** Stratified, seeded split: per class, round(n × valSplit) (at least 1, at most n − 1) images go to validation. */
+/**
+ * Class-balanced, seeded split: every class gives the same number of images to validation — round(n × valSplit)
+ * of the smallest class (at least 1, and never a class's last training image) — so the validation accuracy weighs
+ * the classes equally and compares with chance (1 / classes).
+ */
 export function stratifiedSplit(labels: number[], classes: number, valSplit: number, seed: number): Split {
   const train: number[] = [];
   const val: number[] = [];
+  const counts = Array.from({ length: classes }, (_, c) => labels.filter((l) => l === c).length);
+  const perClass = Math.max(1, Math.round(Math.min(...counts) * valSplit));
   for (let c = 0; c < classes; c++) {
     const members = labels.map((l, i) => (l === c ? i : -1)).filter((i) => i >= 0);
-    const perm = seededPermutation(members.length, (seed * 31 + c) >>> 0);
-    const nVal = Math.min(members.length - 1, Math.max(1, Math.round(members.length * valSplit)));
+    const perm = new Prng((seed * 31 + c) >>> 0).permutation(members.length);
+    const nVal = Math.min(members.length - 1, perClass);
     perm.forEach((p, k) => (k < nVal ? val : train).push(members[p]!));
   }
   return { train: train.sort((a, b) => a - b), val: val.sort((a, b) => a - b) };

@@ -9,9 +9,9 @@ import { swapIntoPlace, tempDirFor } from '../models/import.js';
 import { type Manifest, writeManifest, writeModelFiles } from '../models/manifest.js';
 import { pruneUnused } from '../onnx/autodiff.js';
 import { GraphBuilder } from '../onnx/builder.js';
-import { toInputTensor } from '../ops/preprocess.js';
+import { type PreprocessingSpec, toInputTensor } from '../image/preprocess.js';
 import { problem } from './dataset.js';
-import { ORT_SESSION_OPTIONS } from './export-onnx.js';
+import { ORT_SESSION_OPTIONS } from './export-session.js';
 import type { BaseFeatures } from './features.js';
 import { cutBaseGraph } from './frozen-base.js';
 import { EXPORT_TOLERANCE } from './metrics.js';
@@ -27,7 +27,7 @@ export interface FinetuneExport {
   /** The trained layers, on a feature map of `cut`. */
   model: ExportableModel;
   classes: string[];
-  preprocessing: 'caffe' | 'tf';
+  preprocessing: PreprocessingSpec;
   /** Validation images (indices) to check the export on, and the features session that computes their maps. */
   checkImages: number[];
   features: BaseFeatures;
@@ -62,7 +62,7 @@ async function parity(e: FinetuneExport, modelFile: string): Promise<number> {
   const session = await ort.InferenceSession.create(modelFile, ORT_SESSION_OPTIONS);
   let got: Float32Array;
   try {
-    const out = await session.run({ input: new ort.Tensor('float32', images, [k, 3, height, width]) });
+    const out = await session.run({ [e.base.manifest.input.name]: new ort.Tensor('float32', images, [k, 3, height, width]) });
     got = out.probabilities!.data as Float32Array;
   } finally {
     await session.release();
@@ -71,7 +71,7 @@ async function parity(e: FinetuneExport, modelFile: string): Promise<number> {
   let maxAbsDiff = 0;
   for (let i = 0; i < got.length; i++) maxAbsDiff = Math.max(maxAbsDiff, Math.abs(got[i]! - want[i]!));
   if (!(maxAbsDiff <= EXPORT_TOLERANCE)) {
-    throw problem(500, 'export-mismatch', `the exported ONNX model differs from the tfjs model by ${maxAbsDiff} (> ${EXPORT_TOLERANCE}) on ${k} validation images; nothing was written`);
+    throw problem(500, 'export-mismatch', `the exported ONNX model differs from the trained model by ${maxAbsDiff} (> ${EXPORT_TOLERANCE}) on ${k} validation images; nothing was written`);
   }
   return maxAbsDiff;
 }
@@ -91,7 +91,7 @@ export async function exportFinetuned(e: FinetuneExport, records: (maxAbsDiff: n
     const { sha256, sizes } = writeModelFiles(tmp, files);
     const maxAbsDiff = await parity(e, join(tmp, 'model.onnx'));
     const r = records(maxAbsDiff);
-    const png = await renderReportPng(r.history, r.confusion, r.bestEpoch, r.accuracy, { title: r.title, labels: e.classes, evalSet: 'validation' });
+    const png = await renderReportPng(r.history, r.confusion, r.bestEpoch, r.accuracy, { title: r.title, labels: e.classes, evalSet: 'validation', warnings: r.warnings });
     writeFileSync(join(tmp, 'report.json'), JSON.stringify(r.report, null, 2) + '\n');
     writeFileSync(join(tmp, 'report.png'), png);
     const manifest: Manifest = {

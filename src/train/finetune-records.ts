@@ -10,6 +10,7 @@ import type { Split } from './finetune-data.js';
 import { type ClassMetrics, type Evaluation, perClassMetrics, round } from './metrics.js';
 import type { FinetuneSettings } from './options.js';
 import type { FinetuneEpoch } from './progress.js';
+import type { StepPlan } from './schedule.js';
 
 export interface FinetuneRun {
   name: string;
@@ -31,6 +32,10 @@ export interface FinetuneRun {
   /** All feature extraction, and the first (validation + cached training) alone. */
   extraction: ExtractionStats;
   firstExtraction: ExtractionStats;
+  /** Stage 1's schedule in steps. */
+  plan: StepPlan;
+  /** The verdict on the validation result (./judge.ts). */
+  warnings: string[];
 }
 
 export interface FinetuneRecords {
@@ -42,6 +47,7 @@ export interface FinetuneRecords {
   report: Record<string, unknown>;
   manifest: Omit<Manifest, 'files'>;
   perClass: ClassMetrics[];
+  warnings: string[];
 }
 
 /** Images per second of the first extraction (what the CLI prints and `training` records). */
@@ -57,7 +63,11 @@ function trainingRecord(r: FinetuneRun): Record<string, unknown> {
     head: { global_average_pooling: true, dense_units: a.units, dropout: a.dropout, activation: 'softmax', classes: K },
     epochs: a.epochs, epochs_run: r.history.filter((h) => h.stage === 1).length, best_epoch: r.bestEpoch, batch_size: a.batchSize,
     optimizer: 'adam', learning_rate: a.learningRate, loss: 'categorical_crossentropy',
-    early_stopping: { monitor: 'val_loss', patience: a.patience, restore_best_weights: true },
+    schedule: {
+      unit: 'optimizer steps', steps_per_epoch: r.plan.stepsPerEpoch, planned_steps: r.plan.totalSteps, min_steps: r.plan.minSteps,
+      warmup_steps: r.plan.warmupSteps, decay: 'cosine to 1 % of the learning rate', epochs_planned: r.plan.epochs,
+    },
+    early_stopping: { monitor: 'val_loss', patience: a.patience, patience_steps: r.plan.patienceSteps, not_before_step: r.plan.minSteps, restore_best_weights: true },
     unfreeze_top: a.unfreezeTop
       ? { layers: [...(r.base.topBlock?.layers ?? [])], epochs: a.unfreezeEpochs, epochs_run: r.history.filter((h) => h.stage === 2).length, learning_rate: a.unfreezeLearningRate }
       : false,
@@ -69,6 +79,7 @@ function trainingRecord(r: FinetuneRun): Record<string, unknown> {
     input_resize: 'crop (short side to the input size, centre), as POST /v1/classify',
     feature_extraction_images_per_second: round(extractionRate(r.firstExtraction), 1),
     seconds_per_epoch: round(epochSeconds.reduce((p, q) => p + q, 0) / epochSeconds.length, 3),
+    warnings: r.warnings,
   };
 }
 
@@ -83,7 +94,7 @@ export function finetuneRecords(r: FinetuneRun, maxAbsDiff: number): FinetuneRec
   const training = trainingRecord(r);
   const report = {
     model: r.name, base: r.base.name, architecture: r.base.architecture, classes, seed: a.seed, backend: r.backend,
-    best_epoch: r.bestEpoch, history: r.history,
+    best_epoch: r.bestEpoch, history: r.history, warnings: r.warnings,
     validation: { accuracy: ev.accuracy, loss: ev.loss, images: r.split.val.length, per_class: perClass, confusion: ev.confusion },
     data: {
       root: r.data.root, layout: r.data.layout, train: r.split.train.length, val: r.split.val.length,
@@ -102,7 +113,7 @@ export function finetuneRecords(r: FinetuneRun, maxAbsDiff: number): FinetuneRec
   };
   const manifest: Omit<Manifest, 'files'> = {
     schema: 1, name: r.name, architecture: r.base.architecture, task: 'classification',
-    input: { ...r.base.manifest.input, name: 'input' },
+    input: { ...r.base.manifest.input },
     output: { name: 'probabilities', classes: K },
     preprocessing: r.base.manifest.preprocessing,
     weights: {
@@ -121,7 +132,7 @@ export function finetuneRecords(r: FinetuneRun, maxAbsDiff: number): FinetuneRec
     },
   };
   return {
-    history: r.history, confusion: ev.confusion, bestEpoch: r.bestEpoch, accuracy: ev.accuracy, report, manifest, perClass,
+    history: r.history, confusion: ev.confusion, bestEpoch: r.bestEpoch, accuracy: ev.accuracy, report, manifest, perClass, warnings: r.warnings,
     title: `${r.name} — ${r.base.name} fine-tuned on ${K} classes, best epoch ${r.bestEpoch}, validation accuracy ${(ev.accuracy * 100).toFixed(2)} %`,
   };
 }

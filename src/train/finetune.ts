@@ -37,7 +37,7 @@ export function prepareFinetune(opts: FinetuneOptions): FinetuneTaskArgs {
   const target = validateModelName(opts.name, modelsDir);
   const settings = parseSettings(finetuneSettingsSchema, opts, (message) => problem(400, 'bad-option', message));
   if (opts.name === opts.base) throw problem(400, 'bad-name', `--name '${opts.name}' is the base model itself: choose a new name for the fine-tuned model`);
-  const base = resolveBase(modelsDir, opts.base, settings.unfreezeTop);
+  const base = resolveBase(modelsDir, opts.base, settings.unfreezeTop, settings.featureLayer);
   if (existsSync(target)) {
     let provenance: string | undefined;
     try { provenance = readManifest(target).weights.provenance; } catch { provenance = undefined; }

@@ -5,7 +5,7 @@
 // Anything that implements TrainableModel (./trainable.ts: one optimizer step on a batch, evaluation, weight
 // snapshots) trains here — today TensorFlow.js (./tfjs-trainable.ts).
 import type { EpochRecord, Evaluation } from './metrics.js';
-import { seededPermutation } from './prng.js';
+import { Prng } from '../util/prng.js';
 import type { LabelledSet, TrainableModel, WeightsSnapshot } from './trainable.js';
 
 /** The training examples of each epoch: reordered (and, with augmentation, redrawn or recomputed) every epoch. */
@@ -19,6 +19,8 @@ export interface FitOptions {
   epochs: number;
   batchSize: number;
   learningRate: (epoch: number) => number;
+  /** A per-step schedule (0-based global step), overriding `learningRate` (warm-up + cosine of a fine-tune). */
+  learningRateAt?: (step: number) => number;
   /** Seed of the epoch's shuffle. */
   orderSeed: (epoch: number) => number;
   /** Seed of a batch's dropout masks. */
@@ -27,6 +29,12 @@ export interface FitOptions {
   monitor: 'val_loss' | 'val_acc';
   /** Stop after this many epochs without a better one (none: run every epoch). */
   patience?: number;
+  /**
+   * Early stopping counted in optimizer steps: stop once this many steps have passed since the best epoch's end —
+   * but never before `minSteps` steps in all (small data: a few steps per epoch must not end a run early).
+   */
+  patienceSteps?: number;
+  minSteps?: number;
   /** Examples per prediction when evaluating. */
   evalBatch: number;
   onBatch?: (p: { epoch: number; step: number; steps: number; loss: number; acc: number }) => void;
@@ -50,13 +58,14 @@ function better(monitor: FitOptions['monitor'], v: Evaluation, best: { loss: num
 export async function fit(model: TrainableModel, train: EpochSource, val: LabelledSet, o: FitOptions): Promise<FitResult> {
   const steps = Math.ceil(train.size / o.batchSize);
   const history: EpochRecord[] = [];
-  let best: { epoch: number; loss: number; accuracy: number; weights: WeightsSnapshot } | undefined;
+  let best: { epoch: number; step: number; loss: number; accuracy: number; weights: WeightsSnapshot } | undefined;
+  let globalStep = 0;
   try {
     for (let epoch = 1; epoch <= o.epochs; epoch++) {
       const started = performance.now();
-      const lr = o.learningRate(epoch);
+      const lr = o.learningRateAt ? o.learningRateAt(globalStep) : o.learningRate(epoch);
       model.setLearningRate(lr);
-      const set = await train.epoch(epoch, seededPermutation(train.size, o.orderSeed(epoch)));
+      const set = await train.epoch(epoch, new Prng(o.orderSeed(epoch)).permutation(train.size));
       const per = set.x.shape.reduce((p, q) => p * q, 1);
       let lossSum = 0;
       let accSum = 0;
@@ -64,6 +73,8 @@ export async function fit(model: TrainableModel, train: EpochSource, val: Labell
       for (let step = 0; step < steps; step++) {
         const from = step * o.batchSize;
         const to = Math.min(train.size, from + o.batchSize);
+        if (o.learningRateAt) model.setLearningRate(o.learningRateAt(globalStep));
+        globalStep++;
         const batch = { x: { data: set.x.data.subarray(from * per, to * per), shape: set.x.shape }, y: set.y.subarray(from, to) };
         const r = await model.step(batch, o.dropoutSeed(epoch, step));
         lossSum += r.loss * (to - from);
@@ -80,10 +91,13 @@ export async function fit(model: TrainableModel, train: EpochSource, val: Labell
       const improved = better(o.monitor, v, best);
       if (improved) {
         best?.weights.release();
-        best = { epoch, loss: v.loss, accuracy: v.accuracy, weights: model.snapshot() };
+        best = { epoch, step: globalStep, loss: v.loss, accuracy: v.accuracy, weights: model.snapshot() };
       }
       o.onEpoch?.(record, improved);
-      if (o.patience !== undefined && epoch - best!.epoch >= o.patience && epoch < o.epochs) {
+      const patient = o.patienceSteps !== undefined
+        ? globalStep - best!.step >= o.patienceSteps && globalStep >= (o.minSteps ?? 0)
+        : o.patience !== undefined && epoch - best!.epoch >= o.patience;
+      if (patient && epoch < o.epochs) {
         o.onEarlyStop?.(epoch, best!.epoch);
         break;
       }

@@ -6,10 +6,9 @@ import { dirname } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { RawImage } from '../image/io.js';
 import { pruneUnused } from '../onnx/autodiff.js';
-import { GraphBuilder } from '../onnx/builder.js';
 import { type GraphProto, decodeModel, encodeModel, makeValueInfo } from '../onnx/proto.js';
 import { materializeExternal } from '../ops/grad-session.js';
-import { toInputTensor } from '../ops/preprocess.js';
+import { type PreprocessingSpec, toInputTensor } from '../image/preprocess.js';
 import { problem } from './dataset.js';
 
 export interface Geometry { height: number; width: number; channels: 3 }
@@ -24,7 +23,7 @@ export function cutBaseGraph(modelPath: string, outputs: string[]): GraphProto {
   const graph = model.graph!;
   const produced = new Set((graph.node ?? []).flatMap((n) => n.output ?? []));
   for (const o of outputs) {
-    if (!produced.has(o)) throw problem(422, 'base-layer-missing', `base model ${modelPath} has no layer '${o}' to cut at (is it a VGG19/InceptionV3 graph from 'convserve models'?)`);
+    if (!produced.has(o)) throw problem(422, 'base-layer-missing', `base model ${modelPath} has no layer '${o}' to cut at (--feature-layer names an output of one of its graph's nodes)`);
   }
   const pruned = pruneUnused({ ...graph, output: outputs.map((o) => makeValueInfo(o, 'float32')), valueInfo: [] });
   materializeExternal(pruned.initializer ?? [], dirname(modelPath));
@@ -39,47 +38,73 @@ const ortOptions = (threads = ORT_THREADS): ort.InferenceSession.SessionOptions 
 
 export interface Extracted { data: Float32Array; shape: number[] }
 
-/** ORT session over the cut base: outputs `pooled` ([N, C], GAP of the feature layer) and the requested maps. */
-export class FeatureExtractor {
-  private constructor(private readonly session: ort.InferenceSession, readonly geom: Geometry, readonly mode: 'caffe' | 'tf') {}
+/** Name of the global-average-pooled feature vector ([N, C]) the extractor outputs. */
+export const POOLED = 'pooled';
 
-  static async create(graph: GraphProto, featureLayer: string, geom: Geometry, mode: 'caffe' | 'tf'): Promise<FeatureExtractor> {
-    const g = GraphBuilder.fromGraph(graph, 'features');
-    const gap = g.node('GlobalAveragePool', [featureLayer], {}, { outputs: ['ft_gap'] });
-    g.node('Flatten', [gap], { axis: 1 }, { outputs: ['pooled'] });
-    g.output('pooled', 'float32');
-    const bytes = encodeModel({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }], producerName: 'convserve finetune', graph: g.toGraph() });
-    return new FeatureExtractor(await ort.InferenceSession.create(bytes, ortOptions()), geom, mode);
+/** Layout of the spatial maps handed to a trainer: tfjs trains channels-last, the ORT trainer NCHW. */
+export type MapLayout = 'NHWC' | 'NCHW';
+
+/** Mean over H and W of NCHW maps: [N, C]. */
+function globalAveragePool(data: Float32Array, n: number, c: number, hw: number): Float32Array {
+  const out = new Float32Array(n * c);
+  for (let i = 0; i < n * c; i++) {
+    let s = 0;
+    for (let j = 0; j < hw; j++) s += data[i * hw + j]!;
+    out[i] = s / hw;
+  }
+  return out;
+}
+
+/**
+ * ORT session over the cut base. Fetches `pooled` ([N, C]: the feature layer global-average-pooled — or as it is
+ * when it is already a vector) and spatial maps by name.
+ */
+export class FeatureExtractor {
+  /** Rank of the feature layer (4: a map the head pools; 2: a vector), known after the first run. */
+  featureRank: number | undefined;
+
+  private constructor(private readonly session: ort.InferenceSession, readonly geom: Geometry, readonly mode: PreprocessingSpec,
+    private readonly featureLayer: string, private readonly inputName: string, readonly layout: MapLayout) {}
+
+  static async create(graph: GraphProto, featureLayer: string, geom: Geometry, mode: PreprocessingSpec, inputName: string, layout: MapLayout): Promise<FeatureExtractor> {
+    const bytes = encodeModel({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }], producerName: 'convserve finetune', graph });
+    return new FeatureExtractor(await ort.InferenceSession.create(bytes, ortOptions()), geom, mode, featureLayer, inputName, layout);
   }
 
   /**
    * Runs `images` (decoded RGB) through the base in batches; `prepare` turns each into an input-size image
-   * (centre crop, or an augmentation). Spatial maps come back NHWC (tfjs layout).
+   * (centre crop, or an augmentation). Spatial maps come back in the extractor's layout.
    */
   async run(count: number, image: (i: number) => Promise<RawImage>, fetches: string[], onBatch?: (done: number) => void, batch = 8): Promise<Record<string, Extracted>> {
     const { height, width } = this.geom;
     const per = 3 * height * width;
     const parts: Record<string, Float32Array[]> = Object.fromEntries(fetches.map((f) => [f, []]));
     const shapes: Record<string, number[]> = {};
+    const names = [...new Set(fetches.map((f) => (f === POOLED ? this.featureLayer : f)))];
     for (let s = 0; s < count; s += batch) {
       const n = Math.min(batch, count - s);
       const x = new Float32Array(n * per);
       for (let i = 0; i < n; i++) toInputTensor(await image(s + i), this.mode, x, i * per);
-      const out = await this.session.run({ input: new ort.Tensor('float32', x, [n, 3, height, width]) }, fetches);
+      const out = await this.session.run({ [this.inputName]: new ort.Tensor('float32', x, [n, 3, height, width]) }, names);
       for (const f of fetches) {
-        const t = out[f]!;
+        const t = out[f === POOLED ? this.featureLayer : f]!;
         const dims = t.dims.map(Number);
         const data = t.data as Float32Array;
-        if (dims.length === 4) {
+        if (f === POOLED) {
+          this.featureRank = dims.length;
+          const c = dims[1]!;
+          parts[f]!.push(dims.length === 4 ? globalAveragePool(data, n, c, dims[2]! * dims[3]!) : Float32Array.from(data));
+          shapes[f] = [dims.length === 4 ? c : dims.slice(1).reduce((a, b) => a * b, 1)];
+        } else if (dims.length === 4) {
           const [, c, h, w] = dims as [number, number, number, number];
-          parts[f]!.push(nchwToNhwc(data, n, c, h, w));
-          shapes[f] = [h, w, c];
+          parts[f]!.push(this.layout === 'NHWC' ? nchwToNhwc(data, n, c, h, w) : Float32Array.from(data));
+          shapes[f] = this.layout === 'NHWC' ? [h, w, c] : [c, h, w];
         } else {
           parts[f]!.push(Float32Array.from(data));
           shapes[f] = dims.slice(1);
         }
-        t.dispose?.();
       }
+      for (const t of Object.values(out)) t.dispose?.();
       onBatch?.(s + n);
     }
     const result: Record<string, Extracted> = {};

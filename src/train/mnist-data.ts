@@ -6,7 +6,7 @@
 // set, of which the first 1,000 are carved off as the validation split used to pick the best epoch.
 import { createRequire } from 'node:module';
 import { type AugmentOptions, DEFAULT_AUGMENT } from './options.js';
-import { seededPermutation } from './prng.js';
+import { Prng } from '../util/prng.js';
 
 export const MNIST_SPLIT_SEED = 20_261_127;
 export const MNIST_TEST_SIZE = 2000;
@@ -79,7 +79,7 @@ export function limitSet(set: DigitSet, limit?: number): DigitSet {
 /** The fixed 8,000/2,000 split (validation = the first 1,000 of the 8,000). Independent of the training seed. */
 export function mnistSplit(): MnistSplit {
   const all = loadMnistDigits();
-  const perm = seededPermutation(all.n, MNIST_SPLIT_SEED);
+  const perm = new Prng(MNIST_SPLIT_SEED).permutation(all.n);
   const test = perm.subarray(0, MNIST_TEST_SIZE);
   const val = perm.subarray(MNIST_TEST_SIZE, MNIST_TEST_SIZE + MNIST_VAL_SIZE);
   const train = perm.subarray(MNIST_TEST_SIZE + MNIST_VAL_SIZE);

@@ -1,23 +1,31 @@
-// The MNIST model folder (models/mnist-cnn): the tfjs convnet converted to ONNX, checked against tfjs on held-out
-// digits (≤ EXPORT_TOLERANCE), with labels.json, manifest.json, report.json and report.png, swapped into place
-// atomically.
+// The MNIST model folder (models/mnist-cnn): the trained network as ONNX (`input` [N, 1, 28, 28] →
+// `probabilities` [N, 10]), checked against the trained model's own predictions on held-out digits
+// (≤ EXPORT_TOLERANCE), with labels.json, manifest.json, report.json and report.png, swapped into place atomically.
+// Framework-free: the network comes as an ExportableModel (./trainable.ts).
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import * as ort from 'onnxruntime-node';
 import { swapIntoPlace, tempDirFor } from '../models/import.js';
 import { type Manifest, sha256Hex, writeManifest } from '../models/manifest.js';
-import { type BackendSelection, tf } from './backend.js';
-import { compareOnnxWithTfjs, tfjsModelToOnnx } from './export-onnx.js';
+import { GraphBuilder } from '../onnx/builder.js';
+import { ORT_SESSION_OPTIONS } from './export-session.js';
 import { type EpochRecord, EXPORT_TOLERANCE, type Evaluation, perClassMetrics } from './metrics.js';
 import { type DigitSet, PIXELS } from './mnist-data.js';
 import type { MnistSettings } from './options.js';
 import { renderReportPng } from './report.js';
+import type { TrainingBackendInfo } from './training-backend.js';
+import type { ExportableModel } from './trainable.js';
 
 export interface MnistExport {
-  model: tf.Sequential;
+  model: ExportableModel;
+  /** Shape of one digit in the model's own layout (for predict). */
+  shape: number[];
+  parameters: number;
+  info: TrainingBackendInfo;
+  optimizer: string;
   settings: MnistSettings;
   /** The output folder, resolved. */
   out: string;
-  backend: BackendSelection;
   history: EpochRecord[];
   bestEpoch: number;
   test: Evaluation;
@@ -31,18 +39,33 @@ export interface MnistExport {
   seconds: number;
 }
 
+/** Largest |ONNX − trained model| over the first `k` test digits. */
+async function parity(onnxBytes: Uint8Array, a: MnistExport, k: number): Promise<number> {
+  const x = a.testSet.x.slice(0, k * PIXELS);
+  const want = await a.model.predict({ data: x, shape: a.shape }, k);
+  const session = await ort.InferenceSession.create(onnxBytes, ORT_SESSION_OPTIONS);
+  try {
+    const got = (await session.run({ input: new ort.Tensor('float32', Float32Array.from(x), [k, 1, 28, 28]) })).probabilities!.data as Float32Array;
+    let max = 0;
+    for (let i = 0; i < got.length; i++) max = Math.max(max, Math.abs(got[i]! - want[i]!));
+    return got.length === want.length ? max : Infinity;
+  } finally {
+    await session.release();
+  }
+}
+
 export async function exportMnistFolder(a: MnistExport): Promise<{ maxAbsDiff: number }> {
   const s = a.settings;
-  const g = tfjsModelToOnnx(a.model, { graphName: 'mnist_cnn', inputName: 'input', outputName: 'probabilities' });
+  const g = new GraphBuilder('mnist_cnn');
+  g.input('input', 'float32', ['N', 1, 28, 28]);
+  const p = a.model.appendToOnnx(g, 'input');
+  g.node('Identity', [p], {}, { outputs: ['probabilities'] });
+  g.output('probabilities', 'float32', ['N', 10]);
   const { model: onnxBytes } = g.serialize({ producer: 'convserve train mnist', metadata: { architecture: 'mnist_cnn', seed: String(s.seed) } });
 
-  // Parity check on held-out digits (first 256 test digits) — the exported graph must match tfjs.
-  const k = Math.min(256, a.testSet.n);
-  const sample = tf.tensor4d(a.testSet.x.subarray(0, k * PIXELS), [k, 28, 28, 1]);
-  const parity = await compareOnnxWithTfjs(onnxBytes, a.model, sample).finally(() => sample.dispose());
-  if (!(parity.maxAbsDiff <= EXPORT_TOLERANCE)) {
-    throw new Error(`ONNX export differs from tfjs by ${parity.maxAbsDiff} (> ${EXPORT_TOLERANCE})`);
-  }
+  // Parity check on held-out digits (first 256 test digits): the exported graph must match the trained model.
+  const maxAbsDiff = await parity(onnxBytes, a, Math.min(256, a.testSet.n));
+  if (!(maxAbsDiff <= EXPORT_TOLERANCE)) throw new Error(`ONNX export differs from the trained model by ${maxAbsDiff} (> ${EXPORT_TOLERANCE})`);
 
   const labels = Array.from({ length: 10 }, (_, i) => ({ label: String(i) }));
   const labelsJson = JSON.stringify(labels, null, 2) + '\n';
@@ -50,13 +73,13 @@ export async function exportMnistFolder(a: MnistExport): Promise<{ maxAbsDiff: n
   const best = a.history[a.bestEpoch - 1]!;
   const name = /^[a-z0-9][a-z0-9._-]{0,63}$/.test(basename(a.out)) ? basename(a.out) : 'mnist-cnn';
   const trainingParams = {
-    framework: `tfjs ${tf.version.tfjs}`,
-    backend: a.backend.backend,
+    framework: a.info.framework,
+    backend: a.info.backend,
     epochs: s.epochs, best_epoch: a.bestEpoch, batch_size: s.batchSize,
-    optimizer: 'adam', learning_rate: s.learningRate, final_learning_rate: s.finalLearningRate, lr_schedule: 'exponential per epoch',
+    optimizer: a.optimizer, learning_rate: s.learningRate, final_learning_rate: s.finalLearningRate, lr_schedule: 'exponential per epoch',
     loss: 'categorical_crossentropy', dropout: s.dropout, augmentation: s.augment,
     train_images: a.trainN, validation_images: a.val.n, test_images: a.testSet.n,
-    split_seed: a.splitSeed, seed: s.seed, parameters: a.model.countParams(),
+    split_seed: a.splitSeed, seed: s.seed, parameters: a.parameters,
     seconds: Math.round(a.seconds * 10) / 10,
     seconds_per_epoch: Math.round((a.history.reduce((sum, h) => sum + h.seconds, 0) / a.history.length) * 10) / 10,
   };
@@ -76,14 +99,14 @@ export async function exportMnistFolder(a: MnistExport): Promise<{ maxAbsDiff: n
     metrics: {
       test_accuracy: a.test.accuracy, test_loss: a.test.loss, test_images: a.testSet.n,
       val_accuracy: best.val_acc, val_loss: best.val_loss, train_accuracy: best.acc, train_loss: best.loss,
-      onnx_max_abs_diff: parity.maxAbsDiff,
+      onnx_max_abs_diff: maxAbsDiff,
     },
   };
   const report = {
-    model: name, seed: s.seed, split_seed: a.splitSeed, backend: a.backend.backend, best_epoch: a.bestEpoch,
+    model: name, seed: s.seed, split_seed: a.splitSeed, backend: a.info.backend, best_epoch: a.bestEpoch,
     history: a.history,
     test: { accuracy: a.test.accuracy, loss: a.test.loss, images: a.testSet.n, per_class: perClass, confusion: a.test.confusion },
-    onnx_max_abs_diff: parity.maxAbsDiff,
+    onnx_max_abs_diff: maxAbsDiff,
     training: trainingParams,
   };
   const png = await renderReportPng(a.history, a.test.confusion, a.bestEpoch, a.test.accuracy);
@@ -104,5 +127,5 @@ export async function exportMnistFolder(a: MnistExport): Promise<{ maxAbsDiff: n
     rmSync(tmp, { recursive: true, force: true });
     throw e;
   }
-  return { maxAbsDiff: parity.maxAbsDiff };
+  return { maxAbsDiff };
 }

@@ -2,6 +2,7 @@
 // rules each number must follow (zod schemas; the first broken rule is the error, in the order listed).
 import { z } from 'zod';
 import type { FinetuneProgress, TrainProgress } from './progress.js';
+import { TRAINING_BACKENDS, type TrainingBackendName } from './training-backend.js';
 
 /** A number option with its rule: `<label> must be <rule>, got <value>` when `ok` fails. */
 function numberOption(label: string, rule: string, ok: (v: number) => boolean, fallback: number) {
@@ -37,6 +38,14 @@ export interface FinetuneOptions {
   unfreezeLearningRate?: number;
   /** Early stopping: epochs without a lower validation loss before a stage stops. Default 5. */
   patience?: number;
+  /** Framework that trains: 'ort' (default, ONNX Runtime) or 'tfjs'. */
+  backend?: TrainingBackendName;
+  /** The base's layer the head is trained on (default: the architecture's; required for other bases). */
+  featureLayer?: string;
+  /** Floor of the head's schedule in optimizer steps (default 300): at least this many, early stopping never before. */
+  minSteps?: number;
+  /** Early stopping counted in steps (default 100; at least `patience` epochs' worth). */
+  patienceSteps?: number;
   /** Units of the head's hidden Dense layer (default 256) and its dropout rate (default 0.5). */
   units?: number;
   dropout?: number;
@@ -55,8 +64,12 @@ export const finetuneSettingsSchema = z.object({
   patience: numberOption('patience', 'an integer ≥ 1', integerAtLeast1, 5),
   units: numberOption('units', 'an integer ≥ 1', integerAtLeast1, 256),
   dropout: numberOption('dropout', 'in [0, 1)', (v) => v >= 0 && v < 1, 0.5),
+  minSteps: numberOption('min steps', 'a non-negative integer', nonNegativeInteger, 300),
+  patienceSteps: numberOption('patience steps', 'an integer ≥ 1', integerAtLeast1, 100),
   augment: z.boolean().default(false),
   unfreezeTop: z.boolean().default(false),
+  backend: z.enum(TRAINING_BACKENDS, { error: (i) => `backend must be one of ${TRAINING_BACKENDS.join(', ')}, got ${String(i.input)}` }).default('ort'),
+  featureLayer: z.string().min(1, { error: 'feature layer must be a non-empty layer name' }).optional(),
 });
 
 /** The training settings of a fine-tune, defaults applied and every rule checked. */
@@ -88,6 +101,8 @@ export interface TrainMnistOptions {
   /** Output model folder (default models/mnist-cnn). */
   out?: string;
   onProgress?: (p: TrainProgress) => void;
+  /** Framework that trains: 'ort' (default, ONNX Runtime) or 'tfjs'. */
+  backend?: TrainingBackendName;
   /** Use only the first `limit` training images (quick runs / tests). Validation and test sets stay whole. */
   limit?: number;
   /** Limit of the validation/test sets too (tests); default whole. */
@@ -111,6 +126,7 @@ export const mnistSettingsSchema = z.object({
   limit: z.number().optional(),
   evalLimit: z.number().optional(),
   out: z.string().default('models/mnist-cnn'),
+  backend: z.enum(TRAINING_BACKENDS).default('ort'),
   augment: z.union([z.literal(false), z.object({ shift: z.number(), rotateDeg: z.number(), zoom: z.number() })]).default(DEFAULT_AUGMENT),
 });
 

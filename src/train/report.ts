@@ -3,7 +3,7 @@
 // fine-tuning.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { svgToPng } from './raw-image.js';
+import { svgToPng } from '../image/svg.js';
 import type { EpochRecord } from './metrics.js';
 
 // ------------------------------------------------------------------------------------------------ report.png
@@ -57,6 +57,8 @@ export interface ReportOptions {
   labels?: string[];
   /** Which set the confusion matrix counts (default 'test'). */
   evalSet?: string;
+  /** Drawn in red under the headline (a result that cannot be trusted must not look like a good one). */
+  warnings?: string[];
 }
 
 const shortLabel = (s: string, max: number) => (s.length <= max ? s : `${s.slice(0, Math.max(1, max - 1))}…`);
@@ -71,15 +73,21 @@ export function reportSvg(history: EpochRecord[], confusion: number[][], bestEpo
   const labelChars = Math.min(longest, 14);
   const labelPx = Math.min(longest > 2 ? 7 * labelChars + 8 : 18, 110);
   const cx = 560 + Math.max(0, labelPx - 18);
-  const cy = 80 + (longest > 2 ? Math.min(labelPx, 90) + 20 : 0);
+  const warnings = opts.warnings ?? [];
+  // Each warning wraps to lines of ~150 characters, drawn between the headline and the charts.
+  const warningLines = warnings.flatMap((w) => `⚠ ${w}`.match(/.{1,150}(\s|$)/g) ?? [w]);
+  const shift = warningLines.length ? warningLines.length * 18 + 10 : 0;
+  const cy = 80 + shift + (longest > 2 ? Math.min(labelPx, 90) + 20 : 0);
   const W = Math.max(1200, cx + n * cell + 40);
-  const H = Math.max(600, cy + n * cell + 60);
+  const H = Math.max(600 + shift, cy + n * cell + 60);
   const font = Math.max(8, Math.min(13, Math.floor(cell * 0.32)));
   const parts: string[] = [];
   parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="DejaVu Sans, Arial, sans-serif">`);
   parts.push(`<rect width="${W}" height="${H}" fill="white"/>`);
   const title = opts.title ?? `mnist-cnn — best epoch ${bestEpoch}, test accuracy ${(testAccuracy * 100).toFixed(2)} %`;
   parts.push(`<text x="20" y="28" font-size="18" font-weight="bold">${esc(title)}</text>`);
+  warningLines.forEach((line, i) => parts.push(`<text x="20" y="${54 + i * 18}" font-size="14" font-weight="bold" fill="#c00000">${esc(line.trim())}</text>`));
+  if (shift) parts.push(`<g transform="translate(0 ${shift})">`);
   parts.push(lineChart(70, 80, 330, 190, 'loss', [
     { name: 'loss', color: '#1f77b4', values: history.map((h) => h.loss) },
     { name: 'val_loss', color: '#ff7f0e', values: history.map((h) => h.val_loss), dash: true },
@@ -88,6 +96,7 @@ export function reportSvg(history: EpochRecord[], confusion: number[][], bestEpo
     { name: 'accuracy', color: '#1f77b4', values: history.map((h) => h.acc) },
     { name: 'val_accuracy', color: '#ff7f0e', values: history.map((h) => h.val_acc), dash: true },
   ], bestEpoch, (v) => v.toFixed(3), 'bottom', [0, 1]));
+  if (shift) parts.push('</g>');
   // confusion matrix
   const max = Math.max(1, ...confusion.flatMap((r, i) => r.filter((_, j) => j !== i)));
   const diagMax = Math.max(1, ...confusion.map((r, i) => r[i]!));

@@ -1,22 +1,9 @@
 // --unfreeze-top: the base's top block rebuilt as TensorFlow.js layers from its architecture's chain description,
 // initialised with the base's own weights (OIHW → HWIO), to be trained together with the head.
-import { readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
 import type { ChainLayer } from '../models/architectures/index.js';
-import { decodeModel, tensorToFloat32 } from '../onnx/proto.js';
-import { materializeExternal } from '../ops/grad-session.js';
 import { tf } from './backend.js';
+import { readBaseTensors } from './base-weights.js';
 import { problem } from './dataset.js';
-
-interface BaseTensor { dims: number[]; data: Float32Array }
-
-/** Float initializers of the base (external data resolved), by name — only those named. */
-function readBaseTensors(modelPath: string, names: Set<string>): Map<string, BaseTensor> {
-  const model = decodeModel(readFileSync(modelPath));
-  const wanted = (model.graph?.initializer ?? []).filter((t) => names.has(t.name ?? ''));
-  materializeExternal(wanted, dirname(modelPath));
-  return new Map(wanted.map((t) => [t.name!, { dims: (t.dims ?? []).map(Number), data: tensorToFloat32(t) }]));
-}
 
 export interface TopBlockLayers {
   layers: tf.layers.Layer[];
