@@ -171,8 +171,11 @@ export function resolveClass(choice: ClassChoice | undefined, labels: Labels): n
 
 function resolveLayer(asked: string | undefined, architecture: string, layers: string[], model: string): string {
   if (layers.length === 0) throw unprocessable('no-feature-map', `Model '${model}' has no 4-D feature map for Grad-CAM; use method=saliency, integrated-gradients or smoothgrad.`);
+  // An imported model names a Keras layer's own op `<layer>/<op>` (e.g. `mixed10/concat`) when an Identity carries
+  // the layer name: the Keras name then resolves to that value.
+  const find = (name: string) => (layers.includes(name) ? name : layers.find((l) => l.startsWith(`${name}/`)));
   const fallback = DEFAULT_LAYERS[architecture];
-  const layer = asked ?? (fallback && layers.includes(fallback) ? fallback : layers[layers.length - 1]!);
+  const layer = asked !== undefined ? find(asked) ?? asked : (fallback && find(fallback)) || layers[layers.length - 1]!;
   if (!layers.includes(layer)) {
     const shown = layers.length > 24 ? [...layers.slice(0, 8), '…', ...layers.slice(-12)] : layers;
     throw unprocessable('unknown-layer', `Model '${model}' has no feature-map layer '${layer}'. Available: ${shown.join(', ')}.`, { layers });
