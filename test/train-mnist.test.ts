@@ -43,7 +43,7 @@ test('one epoch on 2,048 digits learns on ONNX Runtime, and the exported ONNX sc
   const events: TrainProgress[] = [];
   try {
     const r = await trainMnist({
-      epochs: 1, seed: 3, out, limit: 2048, evalLimit: 500, augment: false, learningRate: 2e-3,
+      epochs: 1, seed: 3, out, limit: 2048, evalLimit: 500, augment: false, learningRate: 2e-3, batchSize: 64,
       onProgress: (p) => events.push(p),
     });
     assert.equal(r.backend.backend, 'onnxruntime');

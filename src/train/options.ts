@@ -117,11 +117,11 @@ export interface TrainMnistOptions {
 }
 
 export const mnistSettingsSchema = z.object({
-  epochs: numberOption('epochs', 'a positive integer', integerAtLeast1, 30),
+  epochs: numberOption('epochs', 'a positive integer', integerAtLeast1, 40),
   seed: numberOption('seed', 'a non-negative integer', nonNegativeInteger, 42),
-  batchSize: z.number().default(64),
-  learningRate: z.number().default(1e-3),
-  finalLearningRate: z.number().default(3e-5),
+  batchSize: z.number().default(32),
+  learningRate: z.number().default(2e-3),
+  finalLearningRate: z.number().default(1e-5),
   dropout: z.number().default(0.25),
   limit: z.number().optional(),
   evalLimit: z.number().optional(),
