@@ -51,7 +51,7 @@ export const SETTINGS = {
   maxBatch: setting('CONVSERVE_MAX_BATCH', 8, int(1, 64), 'Largest batch the classification queue forms from concurrent requests.'),
   batchWaitMs: setting('CONVSERVE_BATCH_WAIT_MS', 0, int(0, 1000), 'How long the classification queue waits for more requests before running a batch.'),
   inferTimeoutMs: setting('CONVSERVE_INFER_TIMEOUT_MS', 120_000, int(1), 'Longest one inference call may take before the request fails with 503.'),
-  engineQueue: setting('CONVSERVE_ENGINE_QUEUE', 64, int(1, 100_000), 'Most interactive inference requests (classify images) waiting for the engine; one more answers 429 with Retry-After.'),
+  engineQueue: setting('CONVSERVE_ENGINE_QUEUE', 64, int(1, 100_000), 'Most interactive inference requests (classify images) waiting for the engine (at least CONVSERVE_MAX_FILES); one more answers 429 with Retry-After.'),
   interactiveDeadlineMs: setting('CONVSERVE_INTERACTIVE_DEADLINE_MS', 60_000, int(0), 'Longest an interactive inference (classify) may take from queueing to result when the request brings no deadline of its own (503 deadline-exceeded beyond; 0 = none).'),
   engineArena: setting('CONVSERVE_ENGINE_ARENA', true, bool, 'Classification sessions use ONNX Runtime\'s memory arena: faster runs (without it a forward took ~1.2–1.35× the CPU here); the arena keeps the peak of the largest batch until the session is recycled (CONVSERVE_SESSION_RECYCLE_MS).'),
   sessionRecycleMs: setting('CONVSERVE_SESSION_RECYCLE_MS', 30_000, int(0), 'A model session that ran and then sat idle this long is reloaded in place, giving back the memory ONNX Runtime\'s arena kept from its largest batch; a request arriving during the reload waits for it (0 = never).'),

@@ -9,7 +9,8 @@ export function engineOptions(config: Config, logger: Logger): EngineOptions {
     threads: config.engineThreads,
     taskTimeoutMs: config.inferTimeoutMs,
     logger,
-    interactiveQueue: config.engineQueue,
+    // Never below one request's worth of images: a request the upload limits admit must be able to queue.
+    interactiveQueue: Math.max(config.engineQueue, config.maxFilesPerRequest),
     interactiveDeadlineMs: config.interactiveDeadlineMs,
     memArena: config.engineArena,
     recycleIdleMs: config.sessionRecycleMs,
