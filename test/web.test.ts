@@ -35,7 +35,8 @@ describe('web page (Chromium)', () => {
     await synthesizeModel('vgg19', { modelsDir, name: 'vgg19-small', width: 0.125, seed: 3 });
     await synthesizeModel('inception_v3', { modelsDir, name: 'inception_v3', width: 0.125, seed: 4 });
     if (existsSync(join(MNIST, 'manifest.json'))) cpSync(MNIST, join(modelsDir, 'mnist-cnn'), { recursive: true });
-    svc = await startService({ config: testConfig({ modelsDir, dataDir: tempDir('convserve-web-data-') }), plugins: await defaultPlugins() });
+    // Blur-sweep jobs slow enough to watch and cancel: 100 ms before each step (an operator setting, not a form field).
+    svc = await startService({ config: testConfig({ modelsDir, dataDir: tempDir('convserve-web-data-'), blurSweepStepDelayMs: 100 }), plugins: await defaultPlugins() });
     for (let i = 0; i < 300 && !svc.ctx.readiness.status().ready; i++) await new Promise((r) => setTimeout(r, 100));
     browser = await chromium.launchPersistentContext(tempDir('convserve-chromium-'), {
       executablePath: CHROMIUM,
@@ -128,7 +129,6 @@ describe('web page (Chromium)', () => {
       assert.match(await section('dream').textContent() ?? '', /not installed/);
       await form.locator('[name=steps]').fill('10');
       await form.locator('[name=preview_every]').fill('2');
-      await form.locator('[name=step_delay_ms]').fill('150');
       steps = 10;
     }
     await page.locator(`#${kind}-submit`).click();
@@ -151,7 +151,6 @@ describe('web page (Chromium)', () => {
   it('cancelling a running job', async () => {
     const form = page.locator('form[data-kind=blur-sweep]');
     await form.locator('[name=steps]').fill('200');
-    await form.locator('[name=step_delay_ms]').fill('100');
     await page.locator('#blur-sweep-submit').click();
     await page.waitForFunction(() => (document.getElementById('blur-sweep-progress') as HTMLProgressElement).value > 0);
     await page.locator('#blur-sweep-cancel').click();

@@ -30,6 +30,8 @@ export interface AdmissionDeps {
   isStopping(): boolean;
   /** Seconds until a queue place is likely to free (the Retry-After of a 429). */
   retryAfterSeconds(): number;
+  /** True when `bytes` more fit in the job disk budget (counting queued and running jobs). */
+  makeRoom?(bytes: number): Promise<boolean>;
 }
 
 const EXT: Record<string, string> = { jpeg: 'jpg', png: 'png', webp: 'webp', gif: 'gif', tiff: 'tif', heif: 'heif' };
@@ -63,11 +65,19 @@ export class JobAdmission {
     this.reserved++;
     try {
       const job = await this.validate(kind, images, rawParams);
+      await this.checkDisk(job.files.reduce((n, f) => n + f.bytes.length, 0));
       if (this.deps.isStopping()) throw shuttingDown();
       return accept(job);
     } finally {
       this.reserved--;
     }
+  }
+
+  private async checkDisk(bytes: number): Promise<void> {
+    if (!this.deps.makeRoom || (await this.deps.makeRoom(bytes))) return;
+    const { config } = this.deps;
+    const retry = this.deps.retryAfterSeconds();
+    throw unavailable('job-disk-full', `The job files would exceed their disk budget (${config.jobMaxDiskMb} MB, CONVSERVE_JOB_MAX_DISK_MB) with only queued and running jobs left; retry in about ${retry} s.`, { budget_mb: config.jobMaxDiskMb }, retry);
   }
 
   private async validate(kind: AnyJobKind, images: SubmitImage[], rawParams: Record<string, unknown>): Promise<AdmittedJob> {

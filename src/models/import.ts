@@ -10,7 +10,8 @@
 // 3. Read the data, convert (HWIO→OIHW, BN folding, fc1 row permutation), build the graph, and write the folder
 //    through a temporary sibling directory that is renamed into place at the end.
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fsyncDir, fsyncTree } from '../util/fs.js';
 import { ProblemError } from '../util/problem.js';
 import { ARCHITECTURES, getArchitecture } from './architectures/index.js';
 import type { Architecture, KerasLayerSpec, KerasWeights } from './architectures/layers.js';
@@ -193,6 +194,9 @@ export function placeholderLabels(classes: number): Labels {
  * delete the old. Readers see the old folder or the new one, never a mix.
  */
 export function swapIntoPlace(tmpDir: string, target: string): void {
+  // Every file of the new folder reaches the disk before the folder gets its name: after a power loss the
+  // name never points at a folder of empty files.
+  fsyncTree(tmpDir);
   if (existsSync(target)) {
     const old = `${tmpDir}.old`;
     renameSync(target, old);
@@ -202,9 +206,11 @@ export function swapIntoPlace(tmpDir: string, target: string): void {
       renameSync(old, target);
       throw e;
     }
+    fsyncDir(dirname(target));
     rmSync(old, { recursive: true, force: true });
   } else {
     renameSync(tmpDir, target);
+    fsyncDir(dirname(target));
   }
 }
 

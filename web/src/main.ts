@@ -323,7 +323,7 @@ function kindParams(kind: string): { properties: Record<string, Json>; required:
 const PAGE_DEFAULTS: Record<string, Record<string, unknown>> = {
   dream: { iterations: 10, octaves: 3 },
   style: { iterations: 10 },
-  'blur-sweep': { steps: 20, sigma: 1.5, preview_every: 4, step_delay_ms: 100 },
+  'blur-sweep': { steps: 20, sigma: 1.5, preview_every: 4 },
 };
 
 function paramField(kind: string, name: string, schema: Json, required: boolean): HTMLElement {
