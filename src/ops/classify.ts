@@ -29,6 +29,8 @@ export interface ClassifyOptions {
   top: number;
   resize: ResizeMode;
   invert?: InvertMode;
+  /** The caller went away: an image still waiting for its batch leaves the queue (the batch it joined runs on). */
+  signal?: AbortSignal;
 }
 
 export interface ClassifyResult {
@@ -58,9 +60,21 @@ class Batcher {
 
   constructor(private readonly engine: Engine, private readonly model: ClassifierModel, private readonly opts: BatchingOptions, private readonly maxInFlight: number) {}
 
-  submit(input: Float32Array): Promise<{ probs: Float32Array; queueMs: number; inferMs: number; batch: number }> {
+  submit(input: Float32Array, signal?: AbortSignal): Promise<{ probs: Float32Array; queueMs: number; inferMs: number; batch: number }> {
     return new Promise((resolve, reject) => {
-      this.pending.push({ input, resolve, reject });
+      if (signal?.aborted) { reject(signal.reason); return; }
+      const item: Item = { input, resolve, reject };
+      this.pending.push(item);
+      if (signal) {
+        const drop = () => {
+          const i = this.pending.indexOf(item);
+          if (i >= 0) { this.pending.splice(i, 1); reject(signal.reason); }
+        };
+        signal.addEventListener('abort', drop, { once: true });
+        const settle = <T>(fn: (v: T) => void) => (v: T) => { signal.removeEventListener('abort', drop); fn(v); };
+        item.resolve = settle(resolve);
+        item.reject = settle(reject);
+      }
       this.schedule();
     });
   }
@@ -132,7 +146,7 @@ export class Classifier {
     const input = new Float32Array(geom.channels * geom.height * geom.width);
     toInputTensor(resized, model.manifest.preprocessing, input, 0, { channels: geom.channels, invert: opts.invert });
     const preprocessMs = performance.now() - t0;
-    const r = await this.batcher(model).submit(input);
+    const r = await this.batcher(model).submit(input, opts.signal);
     return {
       predictions: topK(r.probs, opts.top, model.labels),
       timing_ms: { preprocess: round(preprocessMs), queue: round(r.queueMs), infer: round(r.inferMs) },
