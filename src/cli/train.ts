@@ -3,8 +3,10 @@
 // folder (model.onnx, labels.json, manifest.json, report.json, report.png).
 // `convserve finetune --data DIR --base vgg19 --name NAME …`: fine-tunes an installed base on a folder of images
 // (src/train/finetune.ts; training runs in a child process) with the same progress printer.
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { type Command, InvalidArgumentError } from 'commander';
 import cliProgress from 'cli-progress';
+import { readManifest } from '../models/manifest.js';
 import type { TrainProgress } from '../train/mnist.js';
 import type { FinetuneProgress } from '../train/finetune.js';
 import { withCatalogCore } from './core.js';
@@ -29,6 +31,22 @@ function floatOption(min: number, max: number, inclusiveMin = false) {
 }
 
 const f4 = (v: number) => v.toFixed(4);
+
+/**
+ * `--out` is replaced as a whole when training ends: refuse up front (before minutes of training) when it names
+ * something that is not a model folder — a file, or a folder with other things in it — so a typo such as
+ * `--out .` or `--out ~/Documents` cannot wipe it.
+ */
+export function checkModelOutput(out: string): void {
+  if (!existsSync(out)) return;
+  if (!statSync(out).isDirectory()) throw new Error(`refusing to replace '${out}': it is a file, not a model folder`);
+  if (readdirSync(out).length === 0) return;
+  try {
+    readManifest(out);
+  } catch (e) {
+    throw new Error(`refusing to replace '${out}': it is not a model folder (${existsSync(`${out}/manifest.json`) ? `invalid manifest.json: ${(e as Error).message.split('\n')[0]}` : 'no manifest.json'}); choose another --out or remove it yourself`);
+  }
+}
 
 /**
  * Renders training progress like Keras' fit(verbose=1) on a TTY, one line per epoch otherwise. Understands both
@@ -125,6 +143,7 @@ export function registerTrainCommands(program: Command): Command {
     .option('--limit <n>', 'train on the first N training digits only (quick runs)', intOption(1))
     .option('--json', 'no progress output; the result as JSON', false)
     .action(async (opts: { epochs: number; seed: number; out: string; limit?: number; json: boolean }) => {
+      checkModelOutput(opts.out);
       // Imported lazily: loading tfjs is slow and other commands do not need it.
       const { trainMnist } = await import('../train/mnist.js');
       const r = await trainMnist({ epochs: opts.epochs, seed: opts.seed, out: opts.out, limit: opts.limit, onProgress: opts.json ? undefined : progressPrinter() });
