@@ -82,6 +82,7 @@ export async function downloadFile(
   opts: { arch: string; expectedSize?: number; retries?: number; backoffMs?: number; onProgress?: (p: FetchProgress) => void; signal?: AbortSignal },
 ): Promise<void> {
   const file = dest.split('/').at(-1)!;
+  if (!isAllowedDownloadUrl(url)) throw insecureUrl(url);
   if (existsSync(dest)) {
     opts.onProgress?.({ phase: 'verify', file, receivedBytes: statSync(dest).size });
     if ((await md5File(dest)) === expectedMd5) return;
