@@ -31,6 +31,8 @@ function setting<T>(env: string, def: T, schema: z.ZodType<T>, description: stri
 export const SETTINGS = {
   port: setting('PORT', 8080, int(0, 65535), 'TCP port the HTTP server listens on (0 = any free port).'),
   host: setting('HOST', '0.0.0.0', str, 'Address the HTTP server binds to.'),
+  headersTimeoutMs: setting('CONVSERVE_HEADERS_TIMEOUT_MS', 20_000, int(100, 600_000), 'Longest time a client may take to send its request headers; a slower one (slowloris) is disconnected.'),
+  requestTimeoutMs: setting('CONVSERVE_REQUEST_TIMEOUT_MS', 300_000, int(1000, 3_600_000), 'Longest time a client may take to send a whole request (headers and body); must not be below CONVSERVE_HEADERS_TIMEOUT_MS.'),
   shutdownTimeoutMs: setting('CONVSERVE_SHUTDOWN_TIMEOUT_MS', 10_000, int(0), 'On SIGTERM/SIGINT: how long in-flight requests may take to finish before the process exits anyway.'),
   maxUploadBytes: setting('CONVSERVE_MAX_UPLOAD_BYTES', 25 * 1024 * 1024, int(1), 'Largest accepted image upload, in bytes (413 above).'),
   maxInputPixels: setting('CONVSERVE_MAX_INPUT_PIXELS', 50_000_000, int(1), 'Largest accepted image, width × height, checked from the header before decoding (413 above).'),

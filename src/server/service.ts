@@ -1,7 +1,7 @@
 // The HTTP service: builds (or takes) the core its plugins need, checks every plugin's needs against it, starts
 // listening, and owns the shutdown sequence (stop accepting → end event streams → let in-flight requests finish
 // within a bound → plugins' clean-up → close the core: jobs checkpoint, then the engine stops → exit 0).
-import type { Server } from 'node:http';
+import { type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type Core, type CorePart, createCore, optionsFor, requireParts } from '../app/core.js';
 import { type Config, loadConfig } from '../config.js';
@@ -70,7 +70,15 @@ export async function startService<N extends CorePart = never>(opts: ServiceOpti
     for (const p of bound) p.start();
     const app = createApp(ctx, bound);
     server = await new Promise<Server>((resolve, reject) => {
-      const s = app.listen(config.port, config.host, (err?: Error) => (err ? reject(err) : resolve(s)));
+      // Slow clients cannot hold connections open: headers and whole requests have deadlines, checked often
+      // enough for the headers one to bite on time.
+      const s = createServer({
+        headersTimeout: config.headersTimeoutMs,
+        requestTimeout: Math.max(config.requestTimeoutMs, config.headersTimeoutMs),
+        connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(config.headersTimeoutMs / 4))),
+      }, app);
+      s.once('error', reject);
+      s.listen(config.port, config.host, () => { s.off('error', reject); resolve(s); });
     });
   } catch (e) {
     for (const p of [...bound].reverse()) await Promise.resolve().then(() => p.stop()).catch(() => undefined);
