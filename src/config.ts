@@ -13,6 +13,16 @@ const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().in
 const num = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().min(min).max(max);
 const bool = z.union([z.boolean(), z.enum(['1', '0', 'true', 'false', 'yes', 'no'])]).transform((v) => v === true || v === '1' || v === 'true' || v === 'yes');
 const str = z.string().min(1);
+const LOOPBACK_HOSTS = new Set(['localhost', '[::1]']);
+/** Weights are downloaded over https; plain http only from this machine (a local mirror, tests), never across a network. */
+export function isAllowedDownloadUrl(u: string): boolean {
+  let url: URL;
+  try { url = new URL(u); } catch { return false; }
+  return url.protocol === 'https:' || (url.protocol === 'http:' && (LOOPBACK_HOSTS.has(url.hostname) || /^127\.\d+\.\d+\.\d+$/.test(url.hostname)));
+}
+const weightsUrl = z.string().refine(isAllowedDownloadUrl, 'must be an https:// URL (http:// only to a loopback host)');
+const KIND_LIMITS_RE = /^([a-z0-9][a-z0-9-]{0,63}=\d{1,12})(,[a-z0-9][a-z0-9-]{0,63}=\d{1,12})*$/;
+const kindLimits = z.string().refine((s) => s === '' || KIND_LIMITS_RE.test(s.replace(/\s+/g, '')), 'expected kind=ms pairs, comma-separated (e.g. blur-sweep=600000,dream=1800000)');
 
 function setting<T>(env: string, def: T, schema: z.ZodType<T>, description: string): Setting<T> {
   return { env, default: def, schema, description };
@@ -37,12 +47,15 @@ export const SETTINGS = {
   maxUploadBytes: setting('CONVSERVE_MAX_UPLOAD_BYTES', 25 * 1024 * 1024, int(1), 'Largest accepted image upload, in bytes (413 above).'),
   maxInputPixels: setting('CONVSERVE_MAX_INPUT_PIXELS', 50_000_000, int(1), 'Largest accepted image, width × height, checked from the header before decoding (413 above).'),
   decodeTimeoutMs: setting('CONVSERVE_DECODE_TIMEOUT_MS', 10_000, int(1), 'Longest time one image decode may take (422 when exceeded).'),
-  maxFilesPerRequest: setting('CONVSERVE_MAX_FILES', 16, int(1, 256), 'Most images in one multipart request.'),
+  maxFilesPerRequest: setting('CONVSERVE_MAX_FILES', 16, int(1, 256), 'Most images in one /v1/classify request (the filter takes 1, a dream 1, a style 1 content + up to 8 style images).'),
+  maxFormFields: setting('CONVSERVE_MAX_FIELDS', 50, int(1, 10_000), 'Most non-file fields in one multipart request (413 above).'),
+  maxFormFieldBytes: setting('CONVSERVE_MAX_FIELD_BYTES', 64 * 1024, int(1), 'Largest non-file multipart field value, in bytes (413 above).'),
+  uploadBudgetBytes: setting('CONVSERVE_UPLOAD_BUDGET_BYTES', 512 * 1024 * 1024, int(1), 'Upload bytes held in memory across all requests at once; a request that would exceed it answers 503 with Retry-After before its body is read. A request reserves its Content-Length, or without one the most its route accepts.'),
   maxKernelSize: setting('CONVSERVE_MAX_KERNEL_SIZE', 15, int(1, 15), 'Largest custom filter kernel side (odd, ≤ 15 — sharp\'s own limit).'),
   maxFilterPixels: setting('CONVSERVE_MAX_FILTER_PIXELS', 25_000_000, int(1), 'Largest image the filter endpoint will convolve (width × height; 413 above).'),
   modelsDir: setting('CONVSERVE_MODELS_DIR', './models', str, 'Folder with one sub-folder per model (model.onnx, weights, labels.json, manifest.json).'),
   dataDir: setting('CONVSERVE_DATA_DIR', './data', str, 'Folder for durable job records, inputs, previews and results.'),
-  weightsBaseUrl: setting('CONVSERVE_WEIGHTS_BASE_URL', 'https://storage.googleapis.com', str, 'Origin the official Keras .h5 weights and imagenet_class_index.json are downloaded from (a mirror must keep the same paths).'),
+  weightsBaseUrl: setting('CONVSERVE_WEIGHTS_BASE_URL', 'https://storage.googleapis.com', weightsUrl, 'Origin the official Keras .h5 weights and imagenet_class_index.json are downloaded from (a mirror must keep the same paths). https only; http only to a loopback host (a local mirror, tests).'),
   autoFetch: setting('CONVSERVE_AUTO_FETCH', true, bool, 'At start, download missing VGG19/InceptionV3 ImageNet weights in the background (needs network).'),
   autoInstall: setting('CONVSERVE_AUTO_INSTALL', true, bool, "At start, install the embedded `content-moderation` model (nsfwjs's trained InceptionV3, shipped in node_modules: no network) in the background when it is missing."),
   engineWorkers: setting('CONVSERVE_ENGINE_WORKERS', 1, int(1, 16), 'Inference worker threads (each owns its ORT sessions).'),
@@ -71,6 +84,9 @@ export const SETTINGS = {
   ownerJobPixelsPerHour: setting('CONVSERVE_OWNER_JOB_PIXELS_PER_HOUR', 200_000_000, int(1), 'Input pixels (width × height of every input image) of the jobs one API key may submit in a sliding hour; more answers 429.'),
   ownerRequestsPerSecond: setting('CONVSERVE_OWNER_RATE', 10, num(0.01, 10_000), 'Interactive requests (classify, filter, explain) one API key may make per second on average (token bucket refill)…'),
   ownerRequestBurst: setting('CONVSERVE_OWNER_BURST', 30, int(1, 100_000), '…and in a burst (bucket size); more answers 429 with Retry-After.'),
+  jobKindWallClockMs: setting('CONVSERVE_JOB_KIND_MAX_MS', 'blur-sweep=600000', kindLimits, 'Per-kind wall-clock limits, `kind=ms` comma-separated (the lowest of this, CONVSERVE_JOB_MAX_MS and the kind\'s own applies).'),
+  jobMaxPreviews: setting('CONVSERVE_JOB_MAX_PREVIEWS', 100, int(0, 10_000), 'Most previews one job keeps; later ones are not made.'),
+  blurSweepStepDelayMs: setting('CONVSERVE_BLUR_SWEEP_STEP_DELAY_MS', 0, int(0, 5000), 'Artificial pause before each blur-sweep step (tests and demos of a slow job); an operator setting, never a request parameter.'),
   maxJobPixels: setting('CONVSERVE_MAX_JOB_PIXELS', 1_048_576, int(1), 'Largest working image of a dream/style job (width × height).'),
   maxJobIterations: setting('CONVSERVE_MAX_JOB_ITERATIONS', 2000, int(1), 'Most iterations one dream/style job may ask for.'),
   redisUrl: setting('CONVSERVE_REDIS_URL', '', z.string().regex(/^(rediss?:\/\/.+)?$/, 'a redis:// or rediss:// URL'), 'Distributed mode: jobs are queued in Redis (BullMQ) and run by `convserve worker` processes sharing CONVSERVE_DATA_DIR. Empty = embedded mode (jobs run in the server process).'),
@@ -99,6 +115,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   }
   if (errors.length) throw new Error(`Invalid configuration:\n  ${errors.join('\n  ')}`);
   return out as Config;
+}
+
+/** CONVSERVE_JOB_KIND_MAX_MS as a map from kind name to its wall-clock limit in ms. */
+export function kindWallClockLimits(spec: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const pair of spec.replace(/\s+/g, '').split(',')) {
+    const [kind, ms] = pair.split('=');
+    if (kind && ms && Number(ms) > 0) out.set(kind, Number(ms));
+  }
+  return out;
 }
 
 /** The configuration table as Markdown (used for the README and `convserve config`). */

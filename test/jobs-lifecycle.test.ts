@@ -3,15 +3,15 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { runJobLocally } from '../src/jobs/local.js';
-import { testPattern } from './helpers/app.js';
+import { testConfig, testPattern } from './helpers/app.js';
 import { blurNTimes, decodeRaw, getJson, pollJob, readSse, startJobsServer, submitBlur } from './helpers/jobs.js';
 
 describe('job lifecycle', () => {
   it('cancelling a running job stops it within one step; a queued job is cancelled before it starts', async () => {
-    const srv = await startJobsServer({ jobConcurrency: 1 });
+    const srv = await startJobsServer({ jobConcurrency: 1, blurSweepStepDelayMs: 150 });
     try {
       const { png } = await testPattern(32, 24);
-      const a = await submitBlur(srv.url, png, { steps: 200, step_delay_ms: 150 });
+      const a = await submitBlur(srv.url, png, { steps: 200 });
       const b = await submitBlur(srv.url, png, { steps: 3 });
       await pollJob(srv.url, a.body.id, (j) => j.status === 'running' && j.progress.step >= 2);
       const queued = await getJson(`${srv.url}/v1/jobs/${b.body.id}`);
@@ -50,10 +50,10 @@ describe('job lifecycle', () => {
   });
 
   it('a full queue answers 429 with Retry-After, before reading the upload', async () => {
-    const srv = await startJobsServer({ jobConcurrency: 1, jobQueueLength: 1 });
+    const srv = await startJobsServer({ jobConcurrency: 1, jobQueueLength: 1, blurSweepStepDelayMs: 30 });
     try {
       const { png } = await testPattern(16, 16);
-      const a = await submitBlur(srv.url, png, { steps: 100, step_delay_ms: 30 });
+      const a = await submitBlur(srv.url, png, { steps: 100 });
       await pollJob(srv.url, a.body.id, (j) => j.status === 'running' && j.progress.step >= 2);
       const b = await submitBlur(srv.url, png, { steps: 2 });
       assert.equal(b.status, 202);
@@ -72,13 +72,13 @@ describe('job lifecycle', () => {
   });
 
   it('finished jobs expire after the TTL (records and files); the disk budget evicts the oldest finished first', async () => {
-    const srv = await startJobsServer({ jobTtlHours: 0.5 / 3600 }); // 0.5 s
+    const srv = await startJobsServer({ jobTtlHours: 0.5 / 3600, blurSweepStepDelayMs: 30 }); // 0.5 s
     try {
       const { png } = await testPattern(24, 24);
       const a = await submitBlur(srv.url, png, { steps: 2 });
       await srv.jobs.waitFor(a.body.id);
       assert.equal((await fetch(`${srv.url}/v1/jobs/${a.body.id}/result`)).status, 200);
-      const running = await submitBlur(srv.url, png, { steps: 100, step_delay_ms: 30 });
+      const running = await submitBlur(srv.url, png, { steps: 100 });
       await pollJob(srv.url, running.body.id, (j) => j.status === 'running');
       await new Promise((r) => setTimeout(r, 600));
       await srv.jobs.sweep();
@@ -116,9 +116,9 @@ describe('job lifecycle', () => {
 
   it('a shutdown checkpoints a running job which resumes at the next start', async () => {
     const { raw, png } = await testPattern(30, 20);
-    const srv = await startJobsServer({ checkpointEverySteps: 1000, checkpointEveryMs: 1_000_000 });
+    const srv = await startJobsServer({ checkpointEverySteps: 1000, checkpointEveryMs: 1_000_000, blurSweepStepDelayMs: 20 });
     const dataDir = srv.dataDir;
-    const sub = await submitBlur(srv.url, png, { steps: 30, step_delay_ms: 20, preview_every: 0 });
+    const sub = await submitBlur(srv.url, png, { steps: 30, preview_every: 0 });
     await pollJob(srv.url, sub.body.id, (j) => j.progress.step >= 4);
     await srv.shutdown();
     const stoppedAt = (await import('node:fs')).readFileSync(join(dataDir, 'jobs', sub.body.id, 'job.json'), 'utf8');
@@ -143,10 +143,10 @@ describe('job lifecycle', () => {
   });
 
   it('a job over its wall-clock limit fails cleanly with an error', async () => {
-    const srv = await startJobsServer({ jobWallClockMs: 150 });
+    const srv = await startJobsServer({ jobWallClockMs: 150, blurSweepStepDelayMs: 30 });
     try {
       const { png } = await testPattern(16, 16);
-      const r = await submitBlur(srv.url, png, { steps: 100, step_delay_ms: 30 });
+      const r = await submitBlur(srv.url, png, { steps: 100 });
       const j = await srv.jobs.waitFor(r.body.id);
       assert.equal(j.status, 'failed');
       assert.equal(j.error!.type, 'job-time-limit');
@@ -171,7 +171,7 @@ describe('job lifecycle', () => {
     await assert.rejects(runJobLocally('blur-sweep', { image: [] }, {}), /needs an input image/);
     await assert.rejects(runJobLocally('nope', {}, {}), /Unknown job kind 'nope'/);
     const ac = new AbortController();
-    const p = runJobLocally('blur-sweep', { image: [{ data: raw, width: 20, height: 20, channels: 3 }] }, { steps: 50, step_delay_ms: 20 }, { signal: ac.signal });
+    const p = runJobLocally('blur-sweep', { image: [{ data: raw, width: 20, height: 20, channels: 3 }] }, { steps: 50 }, { signal: ac.signal, config: testConfig({ blurSweepStepDelayMs: 20 }) });
     setTimeout(() => ac.abort(), 60);
     await assert.rejects(p, { name: 'AbortError' });
   });

@@ -15,7 +15,8 @@ const run = promisify(execFile);
 describe('jobs across a crash (kill -9) and the jobs CLI', () => {
   it('a running job resumes from its last checkpoint after kill -9 and succeeds; earlier results survive', async () => {
     const dataDir = tempDir('convserve-restart-');
-    const env = { CONVSERVE_DATA_DIR: dataDir, CONVSERVE_CHECKPOINT_STEPS: '3', CONVSERVE_CHECKPOINT_MS: '600000' };
+    // A slow job is an operator setting (step_delay_ms left the public API): 60 ms before every blur step.
+    const env = { CONVSERVE_DATA_DIR: dataDir, CONVSERVE_CHECKPOINT_STEPS: '3', CONVSERVE_CHECKPOINT_MS: '600000', CONVSERVE_BLUR_SWEEP_STEP_DELAY_MS: '60' };
     const W = 36, H = 24;
     const { raw, png } = await testPattern(W, H);
     let server = await startServerProcess(env);
@@ -24,7 +25,7 @@ describe('jobs across a crash (kill -9) and the jobs CLI', () => {
       await pollJob(server.url, early.body.id, (j) => j.status === 'succeeded');
       const earlyResult = Buffer.from(await (await fetch(`${server.url}/v1/jobs/${early.body.id}/result`)).arrayBuffer());
 
-      const long = await submitBlur(server.url, png, { steps: 40, step_delay_ms: 60, preview_every: 4 });
+      const long = await submitBlur(server.url, png, { steps: 40, preview_every: 4 });
       const id = long.body.id as string;
       // Wait for a checkpoint to be on disk and a few more steps past it.
       await pollJob(server.url, id, (j) => j.progress.step >= 8);
@@ -66,7 +67,7 @@ describe('jobs across a crash (kill -9) and the jobs CLI', () => {
       assert.equal(shown.status, 'succeeded');
       const listed = JSON.parse((await run(process.execPath, [CLI, 'jobs', 'list', '--status', 'succeeded', '--json'], { env: cliEnv })).stdout);
       assert.deepEqual(listed.map((j: { id: string }) => j.id).sort(), [id, early.body.id].sort());
-      const w = await submitBlur(server.url, png, { steps: 5, step_delay_ms: 20 });
+      const w = await submitBlur(server.url, png, { steps: 5 });
       const outFile = join(dataDir, 'waited.png');
       const waited = await run(process.execPath, [CLI, 'jobs', 'wait', w.body.id, '--json', '-o', outFile], { env: cliEnv });
       const lines = waited.stdout.trim().split('\n').map((l) => JSON.parse(l));

@@ -1,6 +1,6 @@
 // The job files on disk as the service reads them back: event logs written before events dropped their URLs
-// replay byte for byte as new ones, a job.json that is not a valid record is left alone (not loaded, not
-// deleted), a damaged checkpoint fails its job with `invalid-checkpoint`; and the JSON of a job keeps the
+// replay byte for byte as new ones, a job.json that is not a valid record is quarantined (not loaded, not
+// deleted), a damaged checkpoint (with no good one before it) fails its job with `invalid-checkpoint`; and the JSON of a job keeps the
 // key order of its declared schema.
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -67,7 +67,7 @@ describe('job files on disk', () => {
     }
   });
 
-  it('a job.json that is not a valid record is ignored and left on disk; the other jobs load', async () => {
+  it('a job.json that is not a valid record is moved to the quarantine folder, not deleted; the other jobs load', async () => {
     const { png } = await testPattern(16, 16);
     const srv = await startJobsServer();
     const dataDir = srv.dataDir;
@@ -90,13 +90,16 @@ describe('job files on disk', () => {
     assert.equal(unreadable.length, 1);
     assert.equal(unreadable[0]!.id, ids[0]);
     assert.match(unreadable[0]!.problem, /status: .*progress\.step: /);
+    const quarantined = join(dataDir, 'quarantine', ids[0]!, 'job.json');
+    assert.equal(unreadable[0]!.quarantinedTo, join(dataDir, 'quarantine', ids[0]!));
+    assert.ok(existsSync(quarantined) && !existsSync(bad), 'moved aside, whole');
 
     const srv2 = await startJobsServer({ dataDir });
     try {
       assert.equal((await getJson(`${srv2.url}/v1/jobs/${ids[0]}`)).status, 404);
       assert.equal((await getJson(`${srv2.url}/v1/jobs/${ids[1]}`)).body.status, 'succeeded');
       await srv2.jobs.sweep(Date.now() + 1000 * 3_600_000);
-      assert.ok(existsSync(bad), 'the unreadable job is neither loaded nor deleted');
+      assert.ok(existsSync(quarantined), 'the unreadable job is neither loaded nor deleted');
     } finally {
       await srv2.shutdown();
     }
@@ -106,9 +109,9 @@ describe('job files on disk', () => {
     const W = 18, H = 12;
     const { png } = await testPattern(W, H);
     for (const damage of ['json', 'truncated'] as const) {
-      const srv = await startJobsServer({ checkpointEverySteps: 2 });
+      const srv = await startJobsServer({ checkpointEverySteps: 2, blurSweepStepDelayMs: 20 });
       const dataDir = srv.dataDir;
-      const sub = await submitBlur(srv.url, png, { steps: 200, step_delay_ms: 20, preview_every: 0 });
+      const sub = await submitBlur(srv.url, png, { steps: 200, preview_every: 0 });
       const id: string = sub.body.id;
       await pollJob(srv.url, id, (j) => j.progress.step >= 3);
       await srv.shutdown();
@@ -121,8 +124,12 @@ describe('job files on disk', () => {
         const json = { ...(ckpt.state.json as Record<string, number>), width: W + 1 };
         await store.writeCheckpoint(id, ckpt.meta, { json, buffers: ckpt.state.buffers });
       } else {
-        const bytes = readFileSync(file);
-        writeFileSync(file, bytes.subarray(0, bytes.length - 10));
+        // Both the last checkpoint and the one before it: with a good previous one the job would resume from it.
+        for (const f of [file, store.path(id, 'checkpoint.prev.bin')]) {
+          if (!existsSync(f)) continue;
+          const bytes = readFileSync(f);
+          writeFileSync(f, bytes.subarray(0, bytes.length - 10));
+        }
       }
 
       const srv2 = await startJobsServer({ dataDir });
@@ -130,7 +137,7 @@ describe('job files on disk', () => {
         const job = await srv2.jobs.waitFor(id);
         assert.equal(job.status, 'failed', damage);
         assert.equal(job.error?.type, 'invalid-checkpoint', damage);
-        assert.match(job.error!.detail, damage === 'json' ? new RegExp(`buffer 'pixels' holds ${W * H * 3} bytes, ${(W + 1) * H * 3} expected`) : /declares \d+ bytes of buffers but \d+ follow/);
+        assert.match(job.error!.detail, damage === 'json' ? new RegExp(`buffer 'pixels' holds ${W * H * 3} bytes, ${(W + 1) * H * 3} expected`) : /SHA-256 checksum does not match/);
         assert.equal(existsSync(file), false, 'the bad checkpoint is deleted with the failed job');
       } finally {
         await srv2.shutdown();

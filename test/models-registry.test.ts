@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { loadConfig } from '../src/config.js';
 import { fetchModel } from '../src/models/fetch.js';
 import { importKerasModel } from '../src/models/import.js';
 import { readLabels, readManifest } from '../src/models/manifest.js';
@@ -165,9 +166,18 @@ test('an md5 mismatch is an error; the bad file is removed and no model is writt
 
 test('offline: one clear line suggesting synth', async () => {
   const dir = freshDir();
-  const err = await fetchModel('vgg19', { modelsDir: dir, baseUrl: 'http://storage.invalid', backoffMs: 10, retries: 0 }).then(() => undefined, (e: unknown) => e);
+  const err = await fetchModel('vgg19', { modelsDir: dir, baseUrl: 'https://storage.invalid', backoffMs: 10, retries: 0 }).then(() => undefined, (e: unknown) => e);
   assert.ok(err instanceof ProblemError, String(err));
   assert.equal(err.detail, "cannot reach storage.invalid: offline? Use 'convserve models synth vgg19' for untrained weights");
+});
+
+test('weights come over https only: plain http is refused unless the host is loopback', async () => {
+  const dir = freshDir();
+  const err = await fetchModel('vgg19', { modelsDir: dir, baseUrl: 'http://storage.invalid', retries: 0 }).then(() => undefined, (e: unknown) => e);
+  assert.ok(err instanceof ProblemError, String(err));
+  assert.equal(err.slug, 'insecure-weights-url');
+  assert.throws(() => loadConfig({ CONVSERVE_WEIGHTS_BASE_URL: 'http://mirror.example' }), /CONVSERVE_WEIGHTS_BASE_URL.*https/);
+  assert.equal(loadConfig({ CONVSERVE_WEIGHTS_BASE_URL: 'http://127.0.0.1:9' }).weightsBaseUrl, 'http://127.0.0.1:9');
 });
 
 test('a missing file on the server is a plain HTTP error, not retried forever', async () => {

@@ -43,7 +43,8 @@ describe('OpenAPI description and Prometheus metrics', () => {
     await buildWeb();
     const modelsDir = tempDir();
     await synthesizeModel('vgg19', { modelsDir, name: 'vgg19', width: 0.125, seed: 3 });
-    svc = await startService({ config: testConfig({ modelsDir, dataDir: tempDir('convserve-oa-data-') }), plugins: await defaultPlugins() });
+    // 20 ms before each blur-sweep step (an operator setting): the 200-step job below is still running when its result is asked for.
+    svc = await startService({ config: testConfig({ modelsDir, dataDir: tempDir('convserve-oa-data-'), blurSweepStepDelayMs: 20 }), plugins: await defaultPlugins() });
     for (let i = 0; i < 300 && !svc.ctx.readiness.status().ready; i++) await new Promise((r) => setTimeout(r, 100));
     spec = await (await fetch(`${svc.url}/openapi.json`)).json() as Json;
     ajv = new Ajv2020({ strict: false, allErrors: true });
@@ -174,7 +175,7 @@ describe('OpenAPI description and Prometheus metrics', () => {
     await call('get', '/v1/jobs/{id}/previews/{n}', `/v1/jobs/${done.id}/previews/x`);
     await call('get', '/v1/jobs/{id}/result', `/v1/jobs/${done.id}/result`);
     await call('delete', '/v1/jobs/{id}', `/v1/jobs/${done.id}`); // 409: finished
-    const running = await call('post', '/v1/jobs/blur-sweep', '/v1/jobs/blur-sweep', image('image', { steps: '200', step_delay_ms: '20' }));
+    const running = await call('post', '/v1/jobs/blur-sweep', '/v1/jobs/blur-sweep', image('image', { steps: '200' }));
     await call('get', '/v1/jobs/{id}/result', `/v1/jobs/${running.body.id}/result`); // 409: not finished
     const cancelled = await call('delete', '/v1/jobs/{id}', `/v1/jobs/${running.body.id}`);
     assert.ok([200, 202].includes(cancelled.status));

@@ -36,12 +36,12 @@ describe('graceful shutdown', () => {
   });
 
   it('an open job event stream does not hold up shutdown', async () => {
-    const server = await startServerProcess({ CONVSERVE_DATA_DIR: tempDir(), CONVSERVE_SHUTDOWN_TIMEOUT_MS: '60000' });
+    const server = await startServerProcess({ CONVSERVE_DATA_DIR: tempDir(), CONVSERVE_SHUTDOWN_TIMEOUT_MS: '60000', CONVSERVE_BLUR_SWEEP_STEP_DELAY_MS: '100' });
     try {
       const { png } = await testPattern(32, 32);
       const form = new FormData();
       form.append('image', new Blob([png], { type: 'image/png' }), 'p.png');
-      const submit = await fetch(`${server.url}/v1/jobs/blur-sweep?steps=200&step_delay_ms=100`, { method: 'POST', body: form });
+      const submit = await fetch(`${server.url}/v1/jobs/blur-sweep?steps=200`, { method: 'POST', body: form });
       assert.equal(submit.status, 202);
       const { id } = (await submit.json()) as { id: string };
       const stream = await fetch(`${server.url}/v1/jobs/${id}/events`);

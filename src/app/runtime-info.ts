@@ -1,8 +1,7 @@
 // What this process runs on (GET /v1/info): versions, the ONNX Runtime engine's shape and counters, the tfjs
-// backend selection, and the directories.
+// backend selection. Never the directories: absolute paths tell a caller about the host (issue 13, item 12);
+// `convserve doctor` shows them to the operator.
 import { createRequire } from 'node:module';
-import { resolve } from 'node:path';
-import type { Config } from '../config.js';
 import type { Engine } from '../engine/engine.js';
 import type { TfjsInfo, TfjsProbe } from './tfjs-probe.js';
 
@@ -12,13 +11,11 @@ export interface RuntimeInfo {
   node: string;
   onnxruntime: { version: string; execution_providers: string[]; workers: number; threads: number; runs: number; worker_restarts: number };
   tfjs: TfjsInfo;
-  models_dir: string;
-  data_dir: string;
 }
 
 const PACKAGE_VERSION = '0.1.0';
 
-export function runtimeInfo({ config, engine, tfjs }: { config: Config; engine: Engine; tfjs: TfjsProbe }): RuntimeInfo {
+export function runtimeInfo({ engine, tfjs }: { engine: Engine; tfjs: TfjsProbe }): RuntimeInfo {
   return {
     name: 'convserve',
     version: runtimeVersion(),
@@ -28,8 +25,6 @@ export function runtimeInfo({ config, engine, tfjs }: { config: Config; engine: 
       threads: engine.sessionOptions.intraOpThreads, runs: engine.stats.runs, worker_restarts: engine.stats.workerRestarts,
     },
     tfjs: tfjs.state(),
-    models_dir: resolve(config.modelsDir),
-    data_dir: resolve(config.dataDir),
   };
 }
 

@@ -4,8 +4,10 @@
 // report.png).
 // `convserve finetune --data DIR --base MODEL --name NAME …`: fine-tunes an installed base on a folder of images
 // (src/train/finetune.ts; training runs in a child process) with the same progress printer.
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
+import { readManifest } from '../models/manifest.js';
 import type { TrainProgress } from '../train/mnist.js';
 import type { FinetuneProgress } from '../train/finetune.js';
 import { withCatalogCore } from './core.js';
@@ -36,6 +38,22 @@ const backendOption = () => new Option('--backend <name>', 'framework that train
 function backendLine(b: { backend: string; framework?: string; tried?: { name: string; ok: boolean }[] }): string {
   const tried = b.tried?.length ? ` (tried ${b.tried.map((t) => `${t.name}${t.ok ? ' ✓' : ' ✗'}`).join(', ')})` : '';
   return `backend: ${b.backend}${b.framework ? `, ${b.framework}` : ''}${tried}\n`;
+}
+
+/**
+ * `--out` is replaced as a whole when training ends: refuse up front (before minutes of training) when it names
+ * something that is not a model folder — a file, or a folder with other things in it — so a typo such as
+ * `--out .` or `--out ~/Documents` cannot wipe it.
+ */
+export function checkModelOutput(out: string): void {
+  if (!existsSync(out)) return;
+  if (!statSync(out).isDirectory()) throw new Error(`refusing to replace '${out}': it is a file, not a model folder`);
+  if (readdirSync(out).length === 0) return;
+  try {
+    readManifest(out);
+  } catch (e) {
+    throw new Error(`refusing to replace '${out}': it is not a model folder (${existsSync(`${out}/manifest.json`) ? `invalid manifest.json: ${(e as Error).message.split('\n')[0]}` : 'no manifest.json'}); choose another --out or remove it yourself`);
+  }
 }
 
 /**
@@ -135,6 +153,7 @@ export function registerTrainCommands(program: Command): Command {
     .addOption(backendOption())
     .option('--json', 'no progress output; the result as JSON', false)
     .action(async (opts: { epochs: number; seed: number; out: string; limit?: number; backend: 'ort' | 'tfjs'; json: boolean }) => {
+      checkModelOutput(opts.out);
       // Imported lazily: the trainers (and tfjs) are slow to load and other commands do not need them.
       const { trainMnist } = await import('../train/mnist.js');
       const r = await trainMnist({ epochs: opts.epochs, seed: opts.seed, out: opts.out, limit: opts.limit, backend: opts.backend, onProgress: opts.json ? undefined : progressPrinter() });

@@ -35,6 +35,8 @@ export interface AdmissionDeps {
   retryAfterSeconds(): number;
   /** The engine and registry, for kinds that check their parameters against the models (JobKind.check). */
   services?: JobServices;
+  /** True when `bytes` more fit in the job disk budget (counting queued and running jobs). */
+  makeRoom?(bytes: number): Promise<boolean>;
 }
 
 const EXT: Record<string, string> = { jpeg: 'jpg', png: 'png', webp: 'webp', gif: 'gif', tiff: 'tif', heif: 'heif' };
@@ -81,6 +83,7 @@ export class JobAdmission {
     this.hold(caller.id, +1);
     try {
       const job = await this.validate(kind, images, rawParams, caller.id);
+      await this.checkDisk(job.files.reduce((n, f) => n + f.bytes.length, 0));
       if (this.deps.isStopping()) throw shuttingDown();
       if (!caller.anonymous) this.pixels.check(caller.id, job.pixels);
       const out = accept(job);
@@ -96,6 +99,13 @@ export class JobAdmission {
     const n = (this.reservedBy.get(owner) ?? 0) + delta;
     if (n > 0) this.reservedBy.set(owner, n);
     else this.reservedBy.delete(owner);
+  }
+
+  private async checkDisk(bytes: number): Promise<void> {
+    if (!this.deps.makeRoom || (await this.deps.makeRoom(bytes))) return;
+    const { config } = this.deps;
+    const retry = this.deps.retryAfterSeconds();
+    throw unavailable('job-disk-full', `The job files would exceed their disk budget (${config.jobMaxDiskMb} MB, CONVSERVE_JOB_MAX_DISK_MB) with only queued and running jobs left; retry in about ${retry} s.`, { budget_mb: config.jobMaxDiskMb }, retry);
   }
 
   private async validate(kind: AnyJobKind, images: SubmitImage[], rawParams: Record<string, unknown>, owner: string): Promise<AdmittedJob> {

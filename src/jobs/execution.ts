@@ -2,7 +2,7 @@
 // through the step loop (runner.ts) with persistence hooks, and records the outcome — succeeded, failed
 // (error or wall-clock limit), cancelled, or checkpointed and left `running` on disk when the service stops.
 import { readFile } from 'node:fs/promises';
-import type { Config } from '../config.js';
+import { type Config, kindWallClockLimits } from '../config.js';
 import { decodeImage } from '../image/io.js';
 import type { Logger } from '../util/logger.js';
 import { ProblemError } from '../util/problem.js';
@@ -38,6 +38,7 @@ export async function executeJob(deps: ExecutionDeps, rec: JobRecord, signal: Ab
   try {
     const inputs = await decodeInputs(deps, rec, kind);
     const ckpt = rec.checkpoint ? await store.readCheckpoint(rec.id) : undefined;
+    if (ckpt?.fellBack) log.warn({ problem: ckpt.fellBack, step: ckpt.meta.step }, 'the last checkpoint is damaged; resuming from the one before it');
     const resume = ckpt ? { state: await kind.deserialize(ckpt.state, rec.params, inputs, ctx), step: ckpt.meta.step, runMs: ckpt.meta.run_ms } : undefined;
     const from = resume?.step ?? 0;
     if (rec.progress.step > 0 || rec.previews.length > 0 || rec.checkpoint) {
@@ -46,7 +47,8 @@ export async function executeJob(deps: ExecutionDeps, rec: JobRecord, signal: Ab
     }
     outcome = await runStepLoop({
       kind, params: rec.params, ctx, inputs, resume,
-      wallClockMs: Math.min(config.jobWallClockMs, kind.maxWallClockMs?.(config, rec.params) ?? Number.POSITIVE_INFINITY),
+      wallClockMs: wallClockLimit(config, kind, rec.params),
+      previewBudget: Math.max(0, config.jobMaxPreviews - rec.previews.length),
       checkpointEverySteps: config.checkpointEverySteps,
       checkpointEveryMs: config.checkpointEveryMs,
       hooks: {
@@ -74,7 +76,7 @@ export async function executeJob(deps: ExecutionDeps, rec: JobRecord, signal: Ab
       return;
     case 'timed-out':
       await store.deleteCheckpoint(rec.id);
-      transitions.finished(rec, 'failed', { type: 'job-time-limit', detail: `The job ran for ${Math.round(outcome.runMs)} ms, over its wall-clock limit of ${outcome.limitMs} ms (CONVSERVE_JOB_MAX_MS or the kind's own limit), after ${outcome.step} of ${rec.progress.total} steps.` });
+      transitions.finished(rec, 'failed', { type: 'job-time-limit', detail: `The job ran for ${Math.round(outcome.runMs)} ms, over its wall-clock limit of ${outcome.limitMs} ms (CONVSERVE_JOB_MAX_MS, CONVSERVE_JOB_KIND_MAX_MS or the kind's own limit), after ${outcome.step} of ${rec.progress.total} steps.` });
       return;
     case 'aborted':
       if (outcome.reason === 'shutdown') {
@@ -87,6 +89,15 @@ export async function executeJob(deps: ExecutionDeps, rec: JobRecord, signal: Ab
       transitions.finished(rec, 'cancelled');
       log.info({ step: outcome.step }, 'job cancelled');
   }
+}
+
+/** The lowest of CONVSERVE_JOB_MAX_MS, the kind's entry in CONVSERVE_JOB_KIND_MAX_MS and the kind's own limit. */
+export function wallClockLimit(config: Config, kind: AnyJobKind, params: unknown): number {
+  return Math.min(
+    config.jobWallClockMs,
+    kindWallClockLimits(config.jobKindWallClockMs).get(kind.name) ?? Number.POSITIVE_INFINITY,
+    kind.maxWallClockMs?.(config, params) ?? Number.POSITIVE_INFINITY,
+  );
 }
 
 async function decodeInputs(deps: ExecutionDeps, rec: JobRecord, kind: AnyJobKind): Promise<JobInputs> {

@@ -7,6 +7,7 @@ import { parseParams } from '../util/params.js';
 import { type Logger, logger as rootLogger } from '../util/logger.js';
 import { badRequest } from '../util/problem.js';
 import { type AnyJobKind, type JobInputs, type JobServices, loadBuiltinJobKinds, requireJobKind } from './kind.js';
+import { wallClockLimit } from './execution.js';
 import { type Progress, runStepLoop } from './runner.js';
 
 export interface LocalRunOptions {
@@ -41,7 +42,7 @@ export async function runJobLocally(kind: string | AnyJobKind, inputs: JobInputs
     if (n > (f.maxCount ?? 1)) throw badRequest('too-many-images', `Job kind '${k.name}' takes at most ${f.maxCount ?? 1} image(s) for '${f.name}'.`);
   }
   const signal = opts.signal ?? new AbortController().signal;
-  const wallClockMs = Math.min(config.jobWallClockMs, k.maxWallClockMs?.(config, p) ?? Number.POSITIVE_INFINITY);
+  const wallClockMs = wallClockLimit(config, k, p);
   const out = await runStepLoop({
     kind: k, params: p, inputs, wallClockMs,
     ctx: { jobId: 'local', config, signal, logger: opts.logger ?? rootLogger, services: opts.services },

@@ -26,6 +26,8 @@ export interface LoopOptions {
   checkpointEveryMs?: number;
   /** Total running time allowed (counting time before a resume). */
   wallClockMs?: number;
+  /** Most previews this run may still make (CONVSERVE_JOB_MAX_PREVIEWS less the ones kept); unlimited when absent. */
+  previewBudget?: number;
   hooks?: LoopHooks;
 }
 
@@ -65,6 +67,7 @@ export async function runStepLoop(opts: LoopOptions): Promise<LoopOutcome> {
     if (signal.aborted) return { outcome: 'aborted', reason: signal.reason, state: undefined, step, runMs: runMs() };
     throw e;
   }
+  let previewsLeft = opts.previewBudget ?? Number.POSITIVE_INFINITY;
   let lastCkptStep = step;
   let lastCkptAt = Date.now();
 
@@ -91,7 +94,8 @@ export async function runStepLoop(opts: LoopOptions): Promise<LoopOutcome> {
       ...(mean !== undefined ? { step_ms: Math.round(mean * 100) / 100, eta_s: Math.round(((total - step) * mean) / 100) / 10 } : {}),
     };
     await hooks.onProgress?.(progress);
-    if (hooks.onPreview && kind.previewAt?.(step, params)) {
+    if (hooks.onPreview && previewsLeft > 0 && kind.previewAt?.(step, params)) {
+      previewsLeft--;
       const img = kind.preview ? await kind.preview(state, ctx) : await kind.finish(state, ctx);
       await hooks.onPreview(img, step);
     }

@@ -73,14 +73,17 @@ export class JobService {
       execute: (rec, signal) => executeJob({ config, logger, store, transitions, services: opts.services }, rec, signal),
     };
     this.scheduler = opts.dispatch ? opts.dispatch(deps) : new JobScheduler(deps);
-    this.admission = new JobAdmission({ config, queue, services: opts.services, isStopping: () => this.scheduler.isStopping, retryAfterSeconds: () => this.scheduler.retryAfterSeconds() });
     this.sweeper = new JobSweeper({ config, logger, store, table, events: this.bus });
+    this.admission = new JobAdmission({
+      config, queue, services: opts.services, isStopping: () => this.scheduler.isStopping, retryAfterSeconds: () => this.scheduler.retryAfterSeconds(),
+      makeRoom: (bytes) => this.sweeper.makeRoom(bytes),
+    });
   }
 
   /** Loads the store, re-queues jobs that were running (from their checkpoint), sweeps, starts the timer and the queue. */
   async start(): Promise<void> {
     const { records, unreadable } = await this.store.loadAll();
-    for (const u of unreadable) this.logger.warn({ job: u.id, file: u.file, problem: u.problem }, 'job record is not valid; the job is ignored (its folder is left as it is)');
+    for (const u of unreadable) this.logger.warn({ job: u.id, problem: u.problem, quarantined_to: u.quarantinedTo }, 'job record is not valid; its folder was moved to the quarantine folder (not deleted)');
     for (const r of records) this.table.add(r);
     const { resumed, queued } = await this.scheduler.recover(records);
     if (resumed || queued) this.logger.info({ resumed, queued }, 'jobs recovered from the data directory');

@@ -1,19 +1,27 @@
 // Durable job storage: one folder per job under <CONVSERVE_DATA_DIR>/jobs/. Every file that is rewritten is
-// written atomically (temporary name + rename); the event log is append-only (one JSON object per line).
+// written atomically and durably (temporary name, fsync, rename, fsync of the folder: util/fs.ts); the event log
+// is append-only (one JSON object per line).
 //
 //   <data>/jobs/<id>/job.json          the record (status, params, progress, previews, checkpoint info…)
 //                    events.ndjson     ordered event log; line n is event id n (replayed to SSE clients)
 //                    inputs/<field>-<i>.<ext>   the uploaded images, as sent
 //                    checkpoint.bin    the last checkpoint of a running job (deleted when it finishes)
+//                    checkpoint.prev.bin  the one before it: the fallback when the last one is torn or damaged
 //                    previews/<n>.png  intermediate images, n = 0, 1, 2…
 //                    result.png        the final image
 //
-// A folder without job.json is an interrupted submission and is deleted at start-up.
+// A folder without job.json is an interrupted submission (never acknowledged) and is deleted at start-up. A folder
+// whose job.json cannot be read as a record is moved aside to <data>/quarantine/<id>/ and logged, never deleted.
+//
+// A checkpoint file: magic `CVCKPT2\n`, u32 LE header length, the header (JSON: step, run_ms, the kind's json,
+// the buffer names and lengths), the buffers, then the SHA-256 of everything before it. (`CVCKPT1\n` files,
+// without the digest, are still read.)
+import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { readFile, readdir, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { z } from 'zod';
-import { writeAtomic, writeAtomicAsync } from '../util/fs.js';
+import { renameDurable, writeAtomic, writeAtomicAsync } from '../util/fs.js';
 import { unreadableCheckpoint } from './checkpoint.js';
 import { type JobEvent, JobEventSchema } from './events.js';
 import type { SerializedState } from './kind.js';
@@ -27,14 +35,20 @@ export interface CheckpointMeta {
   run_ms: number;
 }
 
-/** A job.json that exists but does not hold a valid record (left on disk, untouched, for a person to look at). */
+/** A job folder whose job.json cannot be read as a record: moved to `quarantinedTo`, for a person to look at. */
 export interface UnreadableRecord {
   id: string;
   file: string;
   problem: string;
+  /** Where the folder now is (<data>/quarantine/<id>, suffixed when that name is taken). */
+  quarantinedTo: string;
 }
 
-const CKPT_MAGIC = Buffer.from('CVCKPT1\n');
+const CKPT_MAGIC_V1 = Buffer.from('CVCKPT1\n');
+const CKPT_MAGIC = Buffer.from('CVCKPT2\n');
+const DIGEST_BYTES = 32;
+const CKPT_FILE = 'checkpoint.bin';
+const CKPT_PREV_FILE = 'checkpoint.prev.bin';
 
 /** Only the id of a logged event (numbering must continue even after a damaged line). */
 const EventId = z.object({ id: z.number().int().min(1) });
@@ -48,9 +62,12 @@ const CheckpointHeader = z.object({
 
 export class JobStore {
   readonly root: string;
+  /** Where unreadable job folders are moved: <data>/quarantine. */
+  readonly quarantineRoot: string;
 
   constructor(dataDir: string) {
     this.root = join(dataDir, 'jobs');
+    this.quarantineRoot = join(dataDir, 'quarantine');
     mkdirSync(this.root, { recursive: true });
   }
 
@@ -72,8 +89,9 @@ export class JobStore {
   }
 
   /**
-   * All stored records; deletes leftover folders of interrupted submissions (no job.json, or a torn one) and
-   * temporary files. A job.json that is valid JSON but not a valid record is left alone and reported.
+   * All stored records. Deletes leftover folders of interrupted submissions (no job.json: never acknowledged)
+   * and temporary files; moves a folder whose job.json is not a valid record (unparsable, torn, foreign) to the
+   * quarantine folder and reports it — a job is never deleted because it could not be read.
    */
   async loadAll(): Promise<{ records: JobRecord[]; unreadable: UnreadableRecord[] }> {
     const records: JobRecord[] = [];
@@ -82,22 +100,37 @@ export class JobStore {
       if (!JOB_ID_RE.test(name)) continue;
       const dir = join(this.root, name);
       const file = join(dir, 'job.json');
-      let json: unknown;
-      try {
-        json = JSON.parse(readFileSync(file, 'utf8'));
-      } catch {
+      if (!existsSync(file)) {
         await rm(dir, { recursive: true, force: true });
         continue;
       }
-      const rec = JobRecordSchema.safeParse(json);
-      if (!rec.success || rec.data.id !== name) {
-        unreadable.push({ id: name, file, problem: rec.success ? `id '${rec.data.id}' differs from its folder name` : describeIssues(rec.error) });
+      let problem: string | undefined;
+      let json: unknown;
+      try {
+        json = JSON.parse(readFileSync(file, 'utf8'));
+      } catch (e) {
+        problem = `job.json is not JSON (${e instanceof Error ? e.message : String(e)})`;
+      }
+      const rec = problem === undefined ? JobRecordSchema.safeParse(json) : undefined;
+      if (rec && !rec.success) problem = describeIssues(rec.error);
+      else if (rec?.success && rec.data.id !== name) problem = `id '${rec.data.id}' differs from its folder name`;
+      if (problem !== undefined || !rec?.success) {
+        unreadable.push({ id: name, file, problem: problem ?? 'unreadable', quarantinedTo: this.quarantine(name) });
         continue;
       }
       for (const f of readdirSync(dir)) if (f.includes('.tmp-')) await rm(join(dir, f), { force: true });
       records.push(rec.data);
     }
     return { records, unreadable };
+  }
+
+  /** Moves a job folder to <data>/quarantine/<id> (or <id>-<n> when that is taken); returns where it went. */
+  private quarantine(id: string): string {
+    mkdirSync(this.quarantineRoot, { recursive: true });
+    let to = join(this.quarantineRoot, id);
+    for (let n = 1; existsSync(to); n++) to = join(this.quarantineRoot, `${id}-${n}`);
+    renameDurable(this.dir(id), to);
+    return to;
   }
 
   appendEvent(id: string, ev: JobEvent): void {
@@ -142,47 +175,54 @@ export class JobStore {
     return last;
   }
 
+  /**
+   * Writes a checkpoint durably, keeping the previous one as checkpoint.prev.bin: a torn or damaged last
+   * checkpoint then falls back to the one before instead of losing the job.
+   */
   async writeCheckpoint(id: string, meta: CheckpointMeta, state: SerializedState): Promise<void> {
     const buffers = Object.entries(state.buffers ?? {});
     const header = Buffer.from(JSON.stringify({ ...meta, json: state.json, buffers: buffers.map(([name, b]) => ({ name, length: b.length })) }));
     const len = Buffer.alloc(4);
     len.writeUInt32LE(header.length);
-    await writeAtomicAsync(join(this.dir(id), 'checkpoint.bin'), Buffer.concat([CKPT_MAGIC, len, header, ...buffers.map(([, b]) => b)]));
+    const body = Buffer.concat([CKPT_MAGIC, len, header, ...buffers.map(([, b]) => b)]);
+    const digest = createHash('sha256').update(body).digest();
+    const file = this.path(id, CKPT_FILE);
+    if (existsSync(file)) renameDurable(file, this.path(id, CKPT_PREV_FILE));
+    await writeAtomicAsync(file, Buffer.concat([body, digest]));
   }
 
-  async readCheckpoint(id: string): Promise<{ meta: CheckpointMeta; state: SerializedState } | undefined> {
+  /**
+   * The last good checkpoint: checkpoint.bin, or checkpoint.prev.bin when the last one is torn or fails its
+   * checksum (`fellBack` then says why). Undefined when there is none; an `invalid-checkpoint` problem when
+   * every one there is is damaged.
+   */
+  async readCheckpoint(id: string): Promise<{ meta: CheckpointMeta; state: SerializedState; fellBack?: string } | undefined> {
+    const last = await this.readCheckpointFile(this.path(id, CKPT_FILE));
+    if (last?.ok) return last.value;
+    const prev = await this.readCheckpointFile(this.path(id, CKPT_PREV_FILE));
+    if (prev?.ok) return { ...prev.value, ...(last ? { fellBack: last.error.message } : {}) };
+    if (last) throw last.error;
+    if (prev) throw prev.error;
+    return undefined;
+  }
+
+  private async readCheckpointFile(file: string): Promise<{ ok: true; value: { meta: CheckpointMeta; state: SerializedState } } | { ok: false; error: Error } | undefined> {
     let bytes: Buffer;
     try {
-      bytes = await readFile(join(this.dir(id), 'checkpoint.bin'));
+      bytes = await readFile(file);
     } catch {
       return undefined;
     }
-    if (!bytes.subarray(0, CKPT_MAGIC.length).equals(CKPT_MAGIC)) return undefined;
-    const file = join(this.dir(id), 'checkpoint.bin');
-    if (bytes.length < CKPT_MAGIC.length + 4) throw unreadableCheckpoint(file, 'truncated before the header');
-    const hlen = bytes.readUInt32LE(CKPT_MAGIC.length);
-    let off = CKPT_MAGIC.length + 4;
-    let json: unknown;
     try {
-      json = JSON.parse(bytes.subarray(off, off + hlen).toString('utf8'));
+      return { ok: true, value: parseCheckpoint(bytes, file) };
     } catch (e) {
-      throw unreadableCheckpoint(file, `the header is not JSON (${e instanceof Error ? e.message : String(e)})`);
+      return { ok: false, error: e instanceof Error ? e : new Error(String(e)) };
     }
-    const header = CheckpointHeader.safeParse(json);
-    if (!header.success) throw unreadableCheckpoint(file, `invalid header (${describeIssues(header.error)})`);
-    off += hlen;
-    const declared = header.data.buffers.reduce((n, b) => n + b.length, 0);
-    if (off + declared !== bytes.length) throw unreadableCheckpoint(file, `the header declares ${declared} bytes of buffers but ${bytes.length - off} follow it`);
-    const buffers: Record<string, Buffer> = {};
-    for (const b of header.data.buffers) {
-      buffers[b.name] = Buffer.from(bytes.subarray(off, off + b.length));
-      off += b.length;
-    }
-    return { meta: { step: header.data.step, run_ms: header.data.run_ms }, state: { json: header.data.json, buffers } };
   }
 
   async deleteCheckpoint(id: string): Promise<void> {
-    await rm(join(this.dir(id), 'checkpoint.bin'), { force: true });
+    await rm(this.path(id, CKPT_FILE), { force: true });
+    await rm(this.path(id, CKPT_PREV_FILE), { force: true });
   }
 
   async writeFile(id: string, rel: string, bytes: Buffer): Promise<void> {
@@ -207,6 +247,40 @@ export class JobStore {
   async size(id: string): Promise<number> {
     return dirSize(this.dir(id));
   }
+}
+
+/** Parses one checkpoint file (both formats); throws `invalid-checkpoint` naming what is wrong. */
+function parseCheckpoint(all: Buffer, file: string): { meta: CheckpointMeta; state: SerializedState } {
+  const name = `${dirname(file).split(/[\\/]/).at(-1)}/${file.split(/[\\/]/).at(-1)}`;
+  const v2 = all.subarray(0, CKPT_MAGIC.length).equals(CKPT_MAGIC);
+  if (!v2 && !all.subarray(0, CKPT_MAGIC_V1.length).equals(CKPT_MAGIC_V1)) throw unreadableCheckpoint(name, 'not a checkpoint file (bad magic)');
+  let bytes = all;
+  if (v2) {
+    if (all.length < CKPT_MAGIC.length + 4 + DIGEST_BYTES) throw unreadableCheckpoint(name, 'truncated before the header');
+    bytes = all.subarray(0, all.length - DIGEST_BYTES);
+    const digest = createHash('sha256').update(bytes).digest();
+    if (!digest.equals(all.subarray(all.length - DIGEST_BYTES))) throw unreadableCheckpoint(name, 'the SHA-256 checksum does not match (torn or damaged file)');
+  }
+  if (bytes.length < CKPT_MAGIC.length + 4) throw unreadableCheckpoint(name, 'truncated before the header');
+  const hlen = bytes.readUInt32LE(CKPT_MAGIC.length);
+  let off = CKPT_MAGIC.length + 4;
+  let json: unknown;
+  try {
+    json = JSON.parse(bytes.subarray(off, off + hlen).toString('utf8'));
+  } catch (e) {
+    throw unreadableCheckpoint(name, `the header is not JSON (${e instanceof Error ? e.message : String(e)})`);
+  }
+  const header = CheckpointHeader.safeParse(json);
+  if (!header.success) throw unreadableCheckpoint(name, `invalid header (${describeIssues(header.error)})`);
+  off += hlen;
+  const declared = header.data.buffers.reduce((n, b) => n + b.length, 0);
+  if (off + declared !== bytes.length) throw unreadableCheckpoint(name, `the header declares ${declared} bytes of buffers but ${bytes.length - off} follow it`);
+  const buffers: Record<string, Buffer> = {};
+  for (const b of header.data.buffers) {
+    buffers[b.name] = Buffer.from(bytes.subarray(off, off + b.length));
+    off += b.length;
+  }
+  return { meta: { step: header.data.step, run_ms: header.data.run_ms }, state: { json: header.data.json, buffers } };
 }
 
 async function dirSize(dir: string): Promise<number> {

@@ -1,6 +1,7 @@
 // Expiry of finished jobs: on a timer (and once at start), deletes the jobs finished more than
 // CONVSERVE_JOB_TTL_HOURS ago, then the oldest finished ones while the job folders exceed
-// CONVSERVE_JOB_MAX_DISK_MB. Queued and running jobs never expire.
+// CONVSERVE_JOB_MAX_DISK_MB. Queued and running jobs never expire, but they count against the budget: a new job
+// is admitted only when its inputs fit beside every stored job (makeRoom), after evicting old finished ones.
 import type { Config } from '../config.js';
 import type { Logger } from '../util/logger.js';
 import type { JobEventBus } from './event-bus.js';
@@ -43,29 +44,50 @@ export class JobSweeper {
     return this.sweeping;
   }
 
+  /**
+   * Admission's disk check: true when `bytes` more fit in CONVSERVE_JOB_MAX_DISK_MB beside every stored job
+   * (queued and running ones included), after expiring the oldest finished jobs if needed.
+   */
+  async makeRoom(bytes: number): Promise<boolean> {
+    const budget = this.deps.config.jobMaxDiskMb * 1024 * 1024;
+    const { used, evicted } = await this.evictDownTo(budget - bytes);
+    if (evicted) this.deps.logger.info({ evicted, bytes_used: used }, 'finished jobs expired to make room for a new one');
+    return used + bytes <= budget;
+  }
+
   private async run(now: number): Promise<void> {
-    const { config, logger, store, table } = this.deps;
+    const { config, logger, table } = this.deps;
     const ttlMs = config.jobTtlHours * 3_600_000;
-    const finished = table.all().flatMap((r) => (isTerminal(r.status) && r.finished_at ? [{ id: r.id, finishedAt: r.finished_at }] : []))
-      .sort((a, b) => a.finishedAt.localeCompare(b.finishedAt));
     let expired = 0;
-    for (const r of finished) {
+    for (const r of this.finishedOldestFirst()) {
       if (Date.parse(r.finishedAt) + ttlMs <= now) { await this.expire(r.id); expired++; }
     }
     const budget = config.jobMaxDiskMb * 1024 * 1024;
+    const { used, evicted } = await this.evictDownTo(budget);
+    if (expired || evicted) logger.info({ expired, evicted, bytes_used: used, jobs: table.all().length }, 'job sweep');
+    if (used > budget) logger.warn({ bytes_used: used, budget }, 'job files exceed CONVSERVE_JOB_MAX_DISK_MB with only unfinished jobs left');
+  }
+
+  private finishedOldestFirst(): { id: string; finishedAt: string }[] {
+    return this.deps.table.all().flatMap((r) => (isTerminal(r.status) && r.finished_at ? [{ id: r.id, finishedAt: r.finished_at }] : []))
+      .sort((a, b) => a.finishedAt.localeCompare(b.finishedAt));
+  }
+
+  /** Expires the oldest finished jobs while all job folders together hold more than `target` bytes. */
+  private async evictDownTo(target: number): Promise<{ used: number; evicted: number }> {
+    const { store, table } = this.deps;
     const sizes = new Map<string, number>();
     let used = 0;
     for (const r of table.all()) { const s = await store.size(r.id); sizes.set(r.id, s); used += s; }
     let evicted = 0;
-    for (const r of finished) {
-      if (used <= budget) break;
+    for (const r of this.finishedOldestFirst()) {
+      if (used <= target) break;
       if (!table.has(r.id)) continue;
       used -= sizes.get(r.id) ?? 0;
       await this.expire(r.id);
       evicted++;
     }
-    if (expired || evicted) logger.info({ expired, evicted, bytes_used: used }, 'job sweep');
-    if (used > budget) logger.warn({ bytes_used: used, budget }, 'job files exceed CONVSERVE_JOB_MAX_DISK_MB with only unfinished jobs left');
+    return { used, evicted };
   }
 
   private async expire(id: string): Promise<void> {

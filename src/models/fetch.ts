@@ -1,10 +1,14 @@
 // `convserve models fetch <arch>`: download the official Keras .h5 and imagenet_class_index.json into
 // `<modelsDir>/.cache`, resuming with HTTP Range after interruptions (retry with exponential backoff), check
-// Keras' MD5, then import through the same path as any other .h5 (provenance `imagenet`).
+// Keras' MD5, then import through the same path as any other .h5 (provenance `imagenet`). Only over https (plain
+// http only to a loopback mirror: isAllowedDownloadUrl), and a response longer than the file's known size (or
+// its own Content-Length) is cut off and deleted rather than filling the disk.
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isAllowedDownloadUrl } from '../config.js';
+import { renameDurable } from '../util/fs.js';
 import { ProblemError } from '../util/problem.js';
 import { getArchitecture } from './architectures/index.js';
 import { type ImportResult, importKerasModel } from './import.js';
@@ -78,6 +82,7 @@ export async function downloadFile(
   opts: { arch: string; expectedSize?: number; retries?: number; backoffMs?: number; onProgress?: (p: FetchProgress) => void; signal?: AbortSignal },
 ): Promise<void> {
   const file = dest.split('/').at(-1)!;
+  if (!isAllowedDownloadUrl(url)) throw insecureUrl(url);
   if (existsSync(dest)) {
     opts.onProgress?.({ phase: 'verify', file, receivedBytes: statSync(dest).size });
     if ((await md5File(dest)) === expectedMd5) return;
@@ -92,6 +97,10 @@ export async function downloadFile(
     let received = 0;
     try {
       const res = await fetch(url, { headers: have > 0 ? { Range: `bytes=${have}-` } : {}, signal: opts.signal });
+      if (!isAllowedDownloadUrl(res.url || url)) {
+        await res.body?.cancel();
+        throw insecureUrl(res.url);
+      }
       if (res.status === 416 && have > 0) {
         // Nothing left to send: the part file is complete (or longer than the file — restart then).
         const total = Number(/\/(\d+)$/.exec(res.headers.get('content-range') ?? '')?.[1] ?? NaN);
@@ -124,11 +133,18 @@ export async function downloadFile(
         total = len ? Number(len) : undefined;
       }
       total ??= opts.expectedSize;
+      // The most this file may be: its known size, else what the server announced.
+      const bound = opts.expectedSize ?? total;
       const fh = await open(part, offset === 0 ? 'w' : 'a');
       try {
         let at = offset;
         let lastReport = 0;
         for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+          if (bound !== undefined && at + chunk.byteLength > bound) {
+            await fh.close().catch(() => undefined);
+            rmSync(part, { force: true });
+            throw new ProblemError(502, 'weights-too-large', 'Download too large', `${url} sent more than the expected ${bound} bytes; the download was stopped and removed`, { url, expected_bytes: bound });
+          }
           await fh.write(chunk);
           at += chunk.byteLength;
           received += chunk.byteLength;
@@ -140,8 +156,9 @@ export async function downloadFile(
         }
         if (total !== undefined && at < total) throw new RetryableError(`connection closed after ${at} of ${total} bytes`);
         opts.onProgress?.({ phase: 'download', file, receivedBytes: at, totalBytes: total ?? at, percent: 100 });
+        await fh.sync();
       } finally {
-        await fh.close();
+        await fh.close().catch(() => undefined);
       }
       break;
     } catch (e) {
@@ -166,7 +183,12 @@ export async function downloadFile(
       `${file}: md5 ${got} does not match the expected ${expectedMd5} (corrupt download or a mirror serving another file); the file was removed, run the command again`,
       { file, expected: expectedMd5, found: got });
   }
-  renameSync(part, dest);
+  renameDurable(part, dest);
+}
+
+function insecureUrl(url: string): ProblemError {
+  return new ProblemError(400, 'insecure-weights-url', 'Insecure download URL',
+    `${url}: weights are downloaded over https only (plain http only from a loopback host such as a local mirror); set CONVSERVE_WEIGHTS_BASE_URL to an https:// origin`, { url });
 }
 
 /** Downloads the official ImageNet weights of `arch` and imports them as `models/<arch>/`. */
@@ -175,6 +197,7 @@ export async function fetchModel(arch: string, opts: FetchOptions): Promise<Impo
   const includeTop = opts.includeTop ?? true;
   const weights: OfficialFile = OFFICIAL_WEIGHTS[a.name][includeTop ? 'top' : 'notop'];
   const base = opts.baseUrl ?? process.env.CONVSERVE_WEIGHTS_BASE_URL ?? DEFAULT_WEIGHTS_BASE_URL;
+  if (!isAllowedDownloadUrl(base)) throw insecureUrl(base);
   const cache = join(opts.modelsDir, '.cache');
   mkdirSync(cache, { recursive: true });
   const common = { arch: a.name, retries: opts.retries, backoffMs: opts.backoffMs, onProgress: opts.onProgress, signal: opts.signal };

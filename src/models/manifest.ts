@@ -19,6 +19,12 @@ export type PreprocessingMode = z.infer<typeof PreprocessingMode>;
 export const Provenance = z.enum(['imagenet', 'synthetic', 'fine-tuned', 'trained', 'imported']);
 export type Provenance = z.infer<typeof Provenance>;
 
+/**
+ * A file name inside the model folder: a plain basename, never a path (`../x`, `/etc/x`, `a/b`) — a manifest
+ * must not make the service read or hash files outside its folder.
+ */
+export const FileBasename = z.string().min(1).max(255).refine((f) => !/[/\\\0]/.test(f) && f !== '.' && f !== '..', 'must be a plain file name inside the model folder (no / or \\, not . or ..)');
+
 export const Manifest = z.object({
   schema: z.literal(1),
   name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/),
@@ -52,12 +58,12 @@ export const Manifest = z.object({
   }),
   /** File names inside the folder, with their sha256 (hex). */
   files: z.object({
-    model: z.string().default('model.onnx'),
-    weights: z.string().optional(),
-    labels: z.string().default('labels.json'),
-    sha256: z.record(z.string(), z.string()),
-    /** Byte size of each file in `sha256`: checked at every registry scan (hashes only on explicit verify). */
-    sizes: z.record(z.string(), z.number().int().nonnegative()).optional(),
+    model: FileBasename.default('model.onnx'),
+    weights: FileBasename.optional(),
+    labels: FileBasename.default('labels.json'),
+    sha256: z.record(FileBasename, z.string().regex(/^[0-9a-f]{64}$/, 'a SHA-256 in lower-case hex')),
+    /** Byte size of each file in `sha256`: checked at every registry scan (hashes at load when size or mtime changed). */
+    sizes: z.record(FileBasename, z.number().int().nonnegative()).optional(),
   }),
   /** How a Keras .h5 was imported (absent for models not imported from Keras). */
   keras: z.object({

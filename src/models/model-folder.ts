@@ -2,7 +2,8 @@
 // registry), which is renamed into place at the end. Readers see the old folder or the new one, never a mix,
 // and a failed import leaves nothing behind.
 import { existsSync, renameSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fsyncDir, fsyncTree } from '../util/fs.js';
 import type { Labels } from './manifest.js';
 
 export const MODEL_FILE = 'model.onnx';
@@ -27,6 +28,9 @@ export function placeholderLabels(classes: number): Labels {
  * delete the old. Readers see the old folder or the new one, never a mix.
  */
 export function swapIntoPlace(tmpDir: string, target: string): void {
+  // Every file of the new folder reaches the disk before the folder gets its name: after a power loss the
+  // name never points at a folder of empty files.
+  fsyncTree(tmpDir);
   if (existsSync(target)) {
     const old = `${tmpDir}.old`;
     renameSync(target, old);
@@ -36,9 +40,11 @@ export function swapIntoPlace(tmpDir: string, target: string): void {
       renameSync(old, target);
       throw e;
     }
+    fsyncDir(dirname(target));
     rmSync(old, { recursive: true, force: true });
   } else {
     renameSync(tmpDir, target);
+    fsyncDir(dirname(target));
   }
 }
 

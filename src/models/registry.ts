@@ -6,6 +6,10 @@
 // - downloading: a fetch is running (in this process, or a fresh `.part` file in the cache from another one)
 // - error:       unreadable manifest, missing/short file, checksum mismatch, failed fetch — `error` says which
 //
+// Errors name files relative to the models directory, never by absolute path (they reach GET /v1/models). At
+// construction, what interrupted model writes left behind (`.tmp-*`, `.tmp-*.old`) is recovered or removed
+// (leftovers.ts); before a model is loaded, verifyIfChanged() checks the SHA-256 of files that changed (integrity.ts).
+//
 // Free of ONNX Runtime on purpose: the engine gets `modelPath` from here and loads it itself.
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -13,6 +17,8 @@ import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type FetchOptions, fetchModel } from './fetch.js';
 import type { ImportResult } from './import.js';
+import { VerifiedStamps } from './integrity.js';
+import { type LeftoverAction, recoverModelLeftovers } from './leftovers.js';
 import { type Manifest, type Provenance, readManifest } from './manifest.js';
 import { KNOWN_MODELS, OFFICIAL_WEIGHTS, installCommands } from './official.js';
 
@@ -61,11 +67,16 @@ export class ModelRegistry extends EventEmitter<RegistryEvents> {
   private transient = new Map<string, Transient>();
   private verified = new Map<string, string>();
   private readonly activeDownloadMs: number;
+  private readonly stamps: VerifiedStamps;
+  /** What the start-up recovery of interrupted model writes did (for the caller to log). */
+  readonly recovered: LeftoverAction[];
 
   constructor(opts: RegistryOptions = {}) {
     super();
     this.modelsDir = resolve(opts.modelsDir ?? process.env.CONVSERVE_MODELS_DIR ?? './models');
     this.activeDownloadMs = opts.activeDownloadMs ?? 60_000;
+    this.recovered = recoverModelLeftovers(this.modelsDir);
+    this.stamps = new VerifiedStamps(this.modelsDir);
     this.rescan();
   }
 
@@ -130,7 +141,7 @@ export class ModelRegistry extends EventEmitter<RegistryEvents> {
     try {
       manifest = readManifest(dir);
     } catch (e) {
-      return { ...base, error: `invalid manifest: ${(e as Error).message.replace(/\s+/g, ' ')}` };
+      return { ...base, error: `invalid manifest: ${this.withoutPaths((e as Error).message).replace(/\s+/g, ' ')}` };
     }
     const entry: ModelEntry = {
       ...base, manifest, architecture: manifest.architecture, task: manifest.task, provenance: manifest.weights.provenance,
@@ -181,13 +192,35 @@ export class ModelRegistry extends EventEmitter<RegistryEvents> {
     return ok;
   }
 
+  /**
+   * Before a load: the SHA-256 of every manifest file whose size or mtime changed since its last verified load
+   * (all of them the first time). A mismatch turns the entry into `error` and is returned as such.
+   */
+  async verifyIfChanged(name: string): Promise<ModelEntry | undefined> {
+    const entry = this.entries.get(name);
+    if (!entry || entry.status !== 'ready' || !entry.manifest) return entry;
+    const r = await this.stamps.check(name, entry.dir, entry.manifest.files.sha256);
+    if (r.mismatch) {
+      const bad: ModelEntry = { ...entry, status: 'error', error: `${r.mismatch.file}: sha256 ${r.mismatch.found.slice(0, 12)}… does not match the manifest (${r.mismatch.expected.slice(0, 12)}…): the file changed or is damaged` };
+      this.entries.set(name, bad);
+      this.emit('change', bad);
+      return bad;
+    }
+    return entry;
+  }
+
+  /** `text` with the models directory's absolute path removed (errors are shown to API clients). */
+  private withoutPaths(text: string): string {
+    return text.split(this.modelsDir + '/').join('').split(this.modelsDir).join('<models>');
+  }
+
   /** In-process status overrides (a running download, a failed one); cleared by {@link clearTransient}. */
   setDownloading(name: string, percent?: number): void {
     this.setTransient(name, { status: 'downloading', percent });
   }
 
   setFailed(name: string, reason: string): void {
-    this.setTransient(name, { status: 'error', error: reason });
+    this.setTransient(name, { status: 'error', error: this.withoutPaths(reason) });
   }
 
   clearTransient(name: string): void {

@@ -52,6 +52,8 @@ export interface ClassifyRequestOptions {
   top?: number;
   resize: ResizeMode;
   invert?: InvertMode;
+  /** Aborted when the client goes away: decoding stops and queued images leave the batch queue. */
+  signal?: AbortSignal;
 }
 
 export class ClassifyService {
@@ -67,14 +69,16 @@ export class ClassifyService {
     const model = await this.models.classifier(modelName ?? this.defaultModel);
     const { width, height } = model.manifest.input;
     const t0 = performance.now();
+    opts.signal?.throwIfAborted();
     const images = await Promise.all(uploads.map((b) => decodeImage(b, limits, { resize: { width, height, mode: opts.resize } })));
+    opts.signal?.throwIfAborted();
     return this.classifyImages(model.name, images, opts, (performance.now() - t0) / Math.max(1, uploads.length));
   }
 
   async classifyImages(modelName: string | undefined, images: RawImage[], opts: ClassifyRequestOptions, decodeMs = 0): Promise<ClassifyAnswer> {
     const model = await this.models.classifier(modelName ?? this.defaultModel);
     const top = opts.top ?? Math.min(5, model.manifest.output.classes);
-    const results = await Promise.all(images.map((img) => this.classifier.classify(model, img, { top, resize: opts.resize, invert: opts.invert })));
+    const results = await Promise.all(images.map((img) => this.classifier.classify(model, img, { top, resize: opts.resize, invert: opts.invert, signal: opts.signal })));
     return {
       model: model.name,
       weights: weightsInfo(model),

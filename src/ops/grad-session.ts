@@ -5,7 +5,7 @@
 // process. Input H×W stays symbolic, so one session serves every image size.
 import { fork } from 'node:child_process';
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
-import { dirname, isAbsolute, join } from 'node:path';
+import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Engine, RunResult, SessionSource, WireTensor } from '../engine/engine.js';
 import type { ModelEntry, ModelRegistry } from '../models/registry.js';
@@ -20,6 +20,19 @@ export const IMAGE_INPUT = 'input';
 /** Gradient output the autodiff names `<wrt>_grad`. */
 export const IMAGE_GRAD = `${IMAGE_INPUT}_grad`;
 
+/**
+ * The file an external-data `location` names: relative, and inside the model folder once resolved — a model
+ * file must not make the service read `/etc/passwd` or `../../data/…` into a graph.
+ */
+export function externalDataPath(modelDir: string, location: string, tensor: string): string {
+  const path = resolve(modelDir, location);
+  const rel = relative(resolve(modelDir), path);
+  if (isAbsolute(location) || /^[a-zA-Z]:/.test(location) || rel === '' || rel.startsWith('..') || isAbsolute(rel)) {
+    throw new Error(`initializer '${tensor}': external data location '${location}' is not a relative path inside the model folder`);
+  }
+  return path;
+}
+
 /** Reads every initializer stored as external data (location/offset/length) into rawData, in place. */
 export function materializeExternal(initializers: TensorProto[], modelDir: string): void {
   const fds = new Map<string, number>();
@@ -29,7 +42,7 @@ export function materializeExternal(initializers: TensorProto[], modelDir: strin
       const kv = Object.fromEntries((t.externalData ?? []).map((e) => [e.key ?? '', e.value ?? '']));
       const loc = kv.location;
       if (!loc) throw new Error(`initializer '${t.name}' is external but has no location`);
-      const path = isAbsolute(loc) ? loc : join(modelDir, loc);
+      const path = externalDataPath(modelDir, loc, t.name ?? '?');
       let fd = fds.get(path);
       if (fd === undefined) { fd = openSync(path, 'r'); fds.set(path, fd); }
       const offset = Number(kv.offset ?? 0);

@@ -61,6 +61,9 @@ export class EngineModelProvider implements ModelProvider {
     const manifest = entry.manifest!;
     this.loadState.set(entry.name, { state: 'loading' });
     const model = (async () => {
+      // Files replaced or damaged on disk since their last verified load are caught here, not served.
+      const checked = await this.registry.verifyIfChanged(entry.name);
+      if (checked?.status === 'error') throw new Error(checked.error);
       const labels = readLabels(entry.dir, manifest);
       const info = await this.engine.load(sessionKey, { path: entry.modelPath! });
       // Warm-up: ORT's first run allocates and plans; pay it now rather than in the first user's request.

@@ -19,8 +19,6 @@ export const InfoResponse = z.object({
     tried: z.array(z.object({ name: z.string(), ok: z.boolean(), error: z.string().optional() })).optional(),
     error: z.string().optional(),
   }).describe('TensorFlow.js backend selection (tfjs-node-gpu → tfjs-node → wasm → cpu), probed once in a child process'),
-  models_dir: z.string(),
-  data_dir: z.string(),
 });
 
 const TaskState = z.object({ state: z.enum(['pending', 'done', 'failed']), error: z.string().optional() });

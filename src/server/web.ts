@@ -26,7 +26,7 @@ export function webPlugin(): ServicePlugin {
     name: 'web',
     routes(r) {
       const page = (file: string) => (_req: unknown, res: Response, next: NextFunction) => {
-        if (!existsSync(WEB_DIR + file)) return next(unavailable('web-not-built', `The web page is not built (${WEB_DIR}${file} is missing): run \`npm run build\`.`));
+        if (!existsSync(WEB_DIR + file)) return next(unavailable('web-not-built', `The web page is not built (dist/web/${file} is missing): run \`npm run build\`.`));
         res.set('Cache-Control', 'no-cache').sendFile(file, { root: WEB_DIR }, (err) => { if (err) next(err); });
       };
       route(r, {
@@ -47,7 +47,10 @@ export function webPlugin(): ServicePlugin {
         method: 'get', path: '/assets/{file}', operationId: 'webAsset', tags: ['web'], summary: 'Scripts and styles of the web page', hidden: true, pathParams: FileParam,
         responses: { 200: { description: 'Asset', content: { 'text/javascript': 'text', 'text/css': 'text' } } }, problems: [404],
       }, (req, res, next) => {
-        res.set('Cache-Control', 'no-cache').sendFile(String(req.params.file), { root: WEB_DIR + 'assets/' }, (err) => { if (err) next((err as { status?: number }).status === 404 ? undefined : err); });
+        // Plain file names only (the documented pattern): `..`, encoded slashes or NUL are a 404, not send's 403/400.
+        const file = String(req.params.file);
+        if (!/^\w[\w.-]*$/.test(file)) return next();
+        res.set('Cache-Control', 'no-cache').sendFile(file, { root: WEB_DIR + 'assets/' }, (err) => { if (err) next((err as { status?: number }).status === 404 ? undefined : err); });
       });
       route(r, {
         method: 'get', path: '/samples/{file}', operationId: 'sampleImage', tags: ['web'], summary: 'A bundled sample image (see GET /v1/samples)', hidden: true, pathParams: FileParam,

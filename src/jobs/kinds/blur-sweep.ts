@@ -6,7 +6,6 @@ import { type RawImage, pipelineToRaw, rawPipeline } from '../../image/raw.js';
 import { checkCheckpoint } from '../checkpoint.js';
 import { defineJobKind } from '../kind.js';
 
-export const BLUR_SWEEP_MAX_STEP_DELAY_MS = 5000;
 export const BLUR_SWEEP_MAX_SIGMA = 50;
 
 export interface BlurSweepParams {
@@ -14,8 +13,6 @@ export interface BlurSweepParams {
   sigma: number;
   /** A preview after every k-th step (0 = none). */
   preview_every: number;
-  /** Artificial pause per step (tests, demos), 0…5000 ms. */
-  step_delay_ms: number;
 }
 
 /** The JSON of a blur-sweep checkpoint (the pixels are the buffer `pixels`, interleaved 8-bit). */
@@ -38,14 +35,15 @@ export default defineJobKind<BlurSweepParams, RawImage>({
     steps: z.coerce.number().int().min(1).max(config.maxJobIterations).default(10),
     sigma: z.coerce.number().min(0.3).max(BLUR_SWEEP_MAX_SIGMA).default(1),
     preview_every: z.coerce.number().int().min(0).max(config.maxJobIterations).optional(),
-    step_delay_ms: z.coerce.number().int().min(0).max(BLUR_SWEEP_MAX_STEP_DELAY_MS).default(0),
   }).strict().transform((p) => ({ ...p, preview_every: p.preview_every ?? Math.max(1, Math.ceil(p.steps / 10)) })),
   maxInputPixels: (config) => config.maxJobPixels,
 
   totalSteps: (p) => p.steps,
   init: (inputs) => inputs.image![0]!,
   async step(img, ctx) {
-    if (ctx.params.step_delay_ms > 0) await sleep(ctx.params.step_delay_ms, undefined, { signal: ctx.signal });
+    // A slow job for tests and demos is an operator setting (CONVSERVE_BLUR_SWEEP_STEP_DELAY_MS), not a request
+    // parameter: a caller must not be able to hold a job slot for the wall-clock limit with sleeps.
+    if (ctx.config.blurSweepStepDelayMs > 0) await sleep(ctx.config.blurSweepStepDelayMs, undefined, { signal: ctx.signal });
     return blurOnce(img, ctx.params.sigma);
   },
   previewAt: (step, p) => p.preview_every > 0 && step % p.preview_every === 0,

@@ -4,7 +4,7 @@ import { ClassifyResponse } from '../api-schemas.js';
 import { type ApiRouter, route } from '../route-registry.js';
 import { requestParams } from '../params.js';
 import { parseParams } from '../../util/params.js';
-import { imageUpload } from '../upload.js';
+import { clientGoneSignal, imageUpload } from '../upload.js';
 
 export const ClassifyParams = z.object({
   model: z.string().min(1).optional().describe('model name (GET /v1/models); default CONVSERVE_DEFAULT_MODEL'),
@@ -23,9 +23,11 @@ export function classifyRoutes(r: ApiRouter, ctx: AppContext<'classify'>): void 
     body: { kind: 'image-upload', files: [{ name: 'image', maxCount: config.maxFilesPerRequest }], fields: ClassifyParams },
     responses: { 200: { description: 'Predictions', content: { 'application/json': ClassifyResponse } } },
     problems: [400, 404, 413, 415, 422, 503],
-  }, imageUpload(config, { fields: ['image'] }), async (req, res) => {
+  }, imageUpload(config, { fields: [{ name: 'image', maxCount: config.maxFilesPerRequest }] }), async (req, res) => {
     const p = parseParams(ClassifyParams, requestParams(req));
-    const out = await core.classify.classifyUploads(p.model, req.images!.map((f) => f.bytes), { top: p.top, resize: p.resize, invert: p.invert }, config);
+    // A client that disconnects stops waiting: its images leave the batch queue instead of costing inference.
+    const signal = clientGoneSignal(res);
+    const out = await core.classify.classifyUploads(p.model, req.images!.map((f) => f.bytes), { top: p.top, resize: p.resize, invert: p.invert, signal }, config);
     const names = req.images!.map((f) => f.filename);
     if (out.results.length === 1) {
       const [one] = out.results;

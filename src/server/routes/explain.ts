@@ -51,7 +51,7 @@ export function explainRoutes(r: ApiRouter, ctx: AppContext<'engine'>): void {
     body: { kind: 'image-upload', files: [{ name: 'image' }], fields: ExplainParams },
     responses: { 200: { description: 'The heatmap (PNG) or the map (JSON)', content: { 'image/png': 'binary', 'application/json': ExplainResponse } } },
     problems: [400, 404, 413, 415, 422, 503],
-  }, imageUpload(config, { fields: ['image'] }), async (req, res) => {
+  }, imageUpload(config, { fields: [{ name: 'image', maxCount: 1 }] }), async (req, res) => {
     const p = parseParams(ExplainParams, requestParams(req));
     const image = await decodeImage(req.images![0]!.bytes, { maxInputPixels: config.maxInputPixels, decodeTimeoutMs: config.decodeTimeoutMs });
     const e = await explain({ engine: core.engine, registry: core.registry, maxPasses: config.explainMaxPasses }, {

@@ -7,7 +7,7 @@ import { NAMED_KERNELS, resolveKernel } from '../../ops/kernels.js';
 import type { AppContext } from '../context.js';
 import { requestParams } from '../params.js';
 import { parseParams, zBool, zNumber } from '../../util/params.js';
-import { imageUpload } from '../upload.js';
+import { clientGoneSignal, imageUpload } from '../upload.js';
 
 export const FilterParams = z.object({
   kernel: z.union([z.string(), z.array(z.array(z.unknown()))]).optional().describe('a named kernel (GET /v1/kernels) or a JSON matrix, odd × odd up to CONVSERVE_MAX_KERNEL_SIZE'),
@@ -41,13 +41,17 @@ export function filterRoutes(r: ApiRouter, ctx: AppContext): void {
     rateLimit: 'interactive',
     body: { kind: 'image-upload', files: [{ name: 'image' }], fields: FilterParams },
     responses: { 200: { description: 'The filtered image', content: ImageResponses, headers: { 'X-Convserve-Kernel': 'JSON: the kernel, scale, offset and abs actually applied' } } },
-    problems: [400, 413, 415, 422],
-  }, imageUpload(config, { fields: ['image'] }), async (req, res) => {
+    problems: [400, 413, 415, 422, 503],
+  }, imageUpload(config, { fields: [{ name: 'image', maxCount: 1 }] }), async (req, res) => {
     const p = parseParams(FilterParams, requestParams(req));
     const kernel = resolveKernel(p.kernel, config.maxKernelSize);
     const format = chooseOutputFormat(p.format, req.headers.accept);
+    // libvips cannot stop mid-operation: a client that went away skips the stages still ahead.
+    const signal = clientGoneSignal(res);
     const input = await decodeImage(req.images![0]!.bytes, { ...config, maxInputPixels: Math.min(config.maxInputPixels, config.maxFilterPixels) });
+    signal.throwIfAborted();
     const { image, applied } = await filterImage(input, { kernel, scale: p.scale, offset: p.offset, abs: p.abs, grayscale: p.grayscale });
+    signal.throwIfAborted();
     const out = await encodeImage(image, format);
     res.set('Content-Type', contentTypeOf(format));
     res.set('X-Convserve-Kernel', JSON.stringify(applied));
