@@ -9,6 +9,15 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { OwnerRoundRobinQueue } from '../src/jobs/queue.js';
+import { ANONYMOUS_OWNER } from '../src/jobs/record.js';
+import { redisNames } from '../src/jobs/redis/connection.js';
+import { FairScheduler } from '../src/jobs/redis/fair-scheduler.js';
+import { JobStore } from '../src/jobs/store.js';
+import { logger } from '../src/util/logger.js';
+import { Prng } from '../src/util/prng.js';
 import { tempDir, testPattern } from './helpers/app.js';
 import { blurNTimes, decodeRaw, getJson, pollJob, submitBlur } from './helpers/jobs.js';
 import { type Owner, eventually, ownerFetch, ownerKeysJson, pollJobAs, submitBlurAs } from './helpers/owners.js';
@@ -24,6 +33,73 @@ const SHORT = { steps: 2, preview_every: 0 };
 const jobOnDisk = (dataDir: string, id: string) => JSON.parse(readFileSync(join(dataDir, 'jobs', id, 'job.json'), 'utf8'));
 const eventsOnDisk = (dataDir: string, id: string): { event: string; data: Record<string, any> }[] =>
   readFileSync(join(dataDir, 'jobs', id, 'events.ndjson'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+
+describe('fair scheduler scripts against the embedded round-robin queue (the oracle)', () => {
+  it('2,000 random submissions, feeds, finishes and cancels: the same jobs fed in the same order, the same queue positions', async () => {
+    const redis = await startRedis();
+    const client = new Redis(redis.url, { maxRetriesPerRequest: null });
+    const names = redisNames('oracle');
+    const bull = new Queue('jobs', { connection: client, prefix: names.prefix });
+    const LIMIT = 2;
+    const fair = new FairScheduler({ redis: client, names: names.fair, ownerRunningJobs: LIMIT, store: new JobStore(tempDir('convserve-fair-oracle-')), bull, logger });
+    try {
+      const oracle = new OwnerRoundRobinQueue();
+      const owners = ['alice', 'bob', 'carol', ANONYMOUS_OWNER];
+      const fed = new Map<string, string>();
+      const waiting = new Map<string, string>();
+      const rng = new Prng(14);
+      const pick = <T>(xs: T[]): T => xs[Math.floor(rng.uniform() * xs.length)]!;
+      let slots = 0;
+      let checkedPositions = 0;
+      for (let i = 0; i < 2000; i++) {
+        const r = rng.uniform();
+        if (r < 0.45) {
+          const job = { id: `job-${i}`, owner: pick(owners) };
+          assert.equal(await fair.enqueue(job.id, job.owner), true);
+          assert.equal(await fair.enqueue(job.id, job.owner), false, 'enqueue is idempotent');
+          oracle.add(job);
+          waiting.set(job.id, job.owner);
+        } else if (r < 0.6 && waiting.size) {
+          const id = pick([...waiting.keys()]);
+          assert.equal(await fair.remove(id, waiting.get(id)!), true);
+          assert.equal(oracle.remove(id), true);
+          waiting.delete(id);
+        } else if (r < 0.8 && fed.size) {
+          const id = pick([...fed.keys()]);
+          await fair.done(id);
+          fed.delete(id);
+        } else if (r < 0.85) {
+          slots = 1 + Math.floor(rng.uniform() * 6);
+          await fair.announceSlots('w', slots);
+        }
+        // What the oracle would start now: while a slot is free, the next owner of its rotation below the limit.
+        const expected: string[] = [];
+        const running = (o: string) => [...fed.values()].filter((x) => x === o).length;
+        while (fed.size < slots) {
+          const id = oracle.next((o) => o === ANONYMOUS_OWNER || running(o) < LIMIT);
+          if (id === undefined) break;
+          fed.set(id, waiting.get(id)!);
+          waiting.delete(id);
+          expected.push(id);
+        }
+        assert.deepEqual(await fair.take(), expected, `step ${i}`);
+        if (i % 50 === 0) {
+          const view = await fair.view();
+          const copy = new OwnerRoundRobinQueue();
+          for (const { owner, ids } of view.owners) for (const id of ids) copy.add({ id, owner });
+          assert.deepEqual([...waiting.keys()].map((id) => copy.position(id)), [...waiting.keys()].map((id) => oracle.position(id)), `positions at step ${i}`);
+          assert.deepEqual(new Set(view.fed.map((f) => f.id)), new Set(fed.keys()));
+          checkedPositions += waiting.size;
+        }
+      }
+      assert.ok(checkedPositions > 100, `positions compared for ${checkedPositions} waiting jobs`);
+    } finally {
+      await bull.close();
+      client.disconnect();
+      await redis.stop();
+    }
+  });
+});
 
 describe('distributed mode: fairness across owners, two API replicas', () => {
   let redis: RedisServer;

@@ -20,7 +20,7 @@ import { type ServerProcess, startServerProcess } from './helpers/server-process
  * The one way this file makes a job slow enough to act on mid-run: the workers' CONVSERVE_BLUR_SWEEP_STEP_DELAY_MS
  * (an operator setting since the hardening work; no longer a request parameter), so a job's length is its steps.
  */
-const STEP_DELAY_MS = 100;
+const STEP_DELAY_MS = 150;
 const slowBlur = (steps: number, extra: Record<string, unknown> = {}) => ({ steps, ...extra });
 
 const W = 24, H = 16;

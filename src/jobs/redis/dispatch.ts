@@ -76,7 +76,7 @@ export class RedisDispatch implements JobDispatch {
 
     // A job waiting in its owner's list is taken out; one fed to BullMQ is removed there (0 = locked: a worker
     // has it). A queued job in neither was taken by a feeder that has not added it yet: its worker drops it.
-    let removed = await fair.remove(rec.id, rec.owner);
+    let removed = rec.status === 'queued' && await fair.remove(rec.id, rec.owner);
     if (!removed) {
       const inBull = await bull.getJob(rec.id);
       removed = inBull ? (await bull.remove(rec.id)) === 1 : rec.status === 'queued';

@@ -71,16 +71,21 @@ export class FairScheduler {
    * finished meanwhile, e.g. cancelled, is let go at once). Returns the ids added.
    */
   async feed(): Promise<string[]> {
-    const { redis, names: n, bull, store } = this.opts;
-    const taken = Ids.parse(await runScript(redis, TAKE, [n.ring, n.served, n.seq, n.dispatched, n.since, n.workers], [n.owner, n.worker, this.opts.ownerRunningJobs, ANONYMOUS_OWNER, n.changed]));
+    const { bull, store } = this.opts;
     const added: string[] = [];
-    for (const id of taken) {
+    for (const id of await this.take()) {
       const rec = readRecord(store, id);
       if (!rec || isTerminal(rec.status)) { await this.done(id); continue; }
       await bull.add(rec.kind, { id }, { jobId: id });
       added.push(id);
     }
     return added;
+  }
+
+  /** Marks the next jobs of the rotation fed, one per free slot, and returns their ids (feed() adds them to BullMQ). */
+  async take(): Promise<string[]> {
+    const { redis, names: n } = this.opts;
+    return Ids.parse(await runScript(redis, TAKE, [n.ring, n.served, n.seq, n.dispatched, n.since, n.workers], [n.owner, n.worker, this.opts.ownerRunningJobs, ANONYMOUS_OWNER, n.changed]));
   }
 
   /** A worker's slots, counted until it renews them no more (call every WORKER_HEARTBEAT_MS). */
