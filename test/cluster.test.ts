@@ -16,8 +16,12 @@ import { type Ev, blurNTimes, decodeRaw, getJson, pollJob, readSse, startJobsSer
 import { type RedisServer, type WorkerProcess, freePort, killProcess, startRedis, startWorkerProcess } from './helpers/redis.js';
 import { type ServerProcess, startServerProcess } from './helpers/server-process.js';
 
-/** The one way this file makes a job slow enough to act on mid-run (blur-sweep's public step_delay_ms today). */
-const slowBlur = (steps: number, msPerStep: number, extra: Record<string, unknown> = {}) => ({ steps, step_delay_ms: msPerStep, ...extra });
+/**
+ * The one way this file makes a job slow enough to act on mid-run: the workers' CONVSERVE_BLUR_SWEEP_STEP_DELAY_MS
+ * (an operator setting since the hardening work; no longer a request parameter), so a job's length is its steps.
+ */
+const STEP_DELAY_MS = 150;
+const slowBlur = (steps: number, extra: Record<string, unknown> = {}) => ({ steps, ...extra });
 
 const W = 24, H = 16;
 
@@ -46,6 +50,7 @@ describe('distributed mode: API + workers on Redis (BullMQ)', () => {
       CONVSERVE_WORKER_LOCK_MS: '2000',
       CONVSERVE_WORKER_STALLED_MS: '1000',
       CONVSERVE_ENGINE_THREADS: '1',
+      CONVSERVE_BLUR_SWEEP_STEP_DELAY_MS: String(STEP_DELAY_MS),
     };
     pattern = await testPattern(W, H);
     const [a, w1, w2] = await Promise.all([
@@ -64,7 +69,7 @@ describe('distributed mode: API + workers on Redis (BullMQ)', () => {
   });
 
   it('10 jobs spread over both workers; results equal the embedded mode and 10 blurs; status names the worker while it runs', async () => {
-    const params = slowBlur(6, 40, { sigma: 1.2, preview_every: 3 });
+    const params = slowBlur(6, { sigma: 1.2, preview_every: 3 });
     const ids: string[] = [];
     for (let i = 0; i < 10; i++) {
       const res = await submitBlur(api.url, pattern.png, params);
@@ -94,7 +99,7 @@ describe('distributed mode: API + workers on Redis (BullMQ)', () => {
   it('a worker killed with SIGKILL mid-job: the job resumes on another worker from its checkpoint, and SSE on the API shows it all', async (t) => {
     const steps = 40;
     const t0 = Date.now();
-    const sub = await submitBlur(api.url, pattern.png, slowBlur(steps, 80, { preview_every: 5 }));
+    const sub = await submitBlur(api.url, pattern.png, slowBlur(steps, { preview_every: 5 }));
     const id = sub.body.id as string;
     let killedAtStep = 0;
     let killedAt = 0;
@@ -133,13 +138,13 @@ describe('distributed mode: API + workers on Redis (BullMQ)', () => {
     const job = (await getJson(`${api.url}/v1/jobs/${id}`)).body;
     assert.equal(job.previews.length, steps / 5, 'one preview per 5 steps, none lost or duplicated');
     const resumedAfterMs = Date.parse(String(resumed.data.at ?? '')) - killedAt;
-    t.diagnostic(`kill/resume: killed at step ${killedAtStep}, resumed at step ${from} on another worker ${Number.isFinite(resumedAfterMs) ? `${resumedAfterMs} ms after the kill` : ''}, total ${totalMs} ms for ${steps} steps of 80 ms`);
+    t.diagnostic(`kill/resume: killed at step ${killedAtStep}, resumed at step ${from} on another worker ${Number.isFinite(resumedAfterMs) ? `${resumedAfterMs} ms after the kill` : ''}, total ${totalMs} ms for ${steps} steps of ${STEP_DELAY_MS} ms`);
     console.log(`[cluster] killed at step ${killedAtStep}, resumed at step ${from}, resumed ${resumedAfterMs} ms after the kill, total ${totalMs} ms`);
   });
 
   it('SIGTERM: a worker checkpoints its job and hands it back; another worker resumes it; the worker exits 0', async () => {
     workers.push(await replacement!);
-    const sub = await submitBlur(api.url, pattern.png, slowBlur(30, 80));
+    const sub = await submitBlur(api.url, pattern.png, slowBlur(30));
     const id = sub.body.id as string;
     const running = await pollJob(api.url, id, (j) => j.status === 'running' && j.progress.step >= 4 && j.worker, 20_000);
     const leaving = live().find((w) => w.pid === running.worker.pid)!;
@@ -162,7 +167,7 @@ describe('distributed mode: API + workers on Redis (BullMQ)', () => {
     replacement = undefined;
     assert.equal(live().length, 2);
     const ids: string[] = [];
-    for (let i = 0; i < 5; i++) ids.push((await submitBlur(api.url, pattern.png, slowBlur(200, 100))).body.id);
+    for (let i = 0; i < 5; i++) ids.push((await submitBlur(api.url, pattern.png, slowBlur(200))).body.id);
     // Four slots (2 workers × 2): four run, one waits.
     const views = await Promise.all(ids.map((id) => pollJob(api.url, id, (j) => j.status === 'running' || j.queue_position !== undefined)));
     const deadline = Date.now() + 15_000;

@@ -79,6 +79,7 @@ export class JobAdmission {
    */
   async admit<T>(kindName: string, images: SubmitImage[], rawParams: Record<string, unknown>, caller: JobCaller, accept: (job: AdmittedJob) => T): Promise<T> {
     const kind = requireJobKind(kindName);
+    if (this.deps.queue.refresh) await this.deps.queue.refresh();
     this.checkCapacity(caller);
     this.hold(caller.id, +1);
     try {

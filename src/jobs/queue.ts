@@ -27,6 +27,8 @@ export interface JobQueue {
   position(id: string): number | undefined;
   /** Throws a 503 problem while the line cannot take jobs (e.g. its Redis is unreachable). */
   checkAvailable?(): void;
+  /** Brings a line kept elsewhere (Redis) up to date before admission counts it. */
+  refresh?(): Promise<void>;
 }
 
 export class FifoQueue implements JobQueue {

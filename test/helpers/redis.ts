@@ -1,4 +1,5 @@
-// A real redis-server for tests: on a free port, with its files in a temp dir, no persistence unless asked.
+// A real redis-server for tests: on a free port, with its files in a temp dir, no persistence unless asked
+// (`appendOnly`: AOF, so that a server stopped and started again on the same port and dir keeps its data).
 // The binary is REDIS_SERVER_PATH (set by the test setup) or `redis-server` on the PATH. Plus the worker
 // processes of the distributed mode (node dist/cli/main.js worker; run `npm run build` first).
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -19,14 +20,23 @@ export async function freePort(): Promise<number> {
 export interface RedisServer {
   url: string;
   port: number;
+  /** Its data directory (the AOF files when `appendOnly`). */
+  dir: string;
   child: ChildProcess;
-  stop(): Promise<void>;
+  /** SIGKILL by default; SIGTERM lets it write its AOF and exit cleanly. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export async function startRedis(port?: number): Promise<RedisServer> {
-  const p = port ?? await freePort();
-  const dir = tempDir('convserve-redis-');
-  const child = spawn(process.env.REDIS_SERVER_PATH ?? 'redis-server', ['--port', String(p), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
+export interface RedisOptions {
+  port?: number;
+  dir?: string;
+  appendOnly?: boolean;
+}
+
+export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> {
+  const p = opts.port ?? await freePort();
+  const dir = opts.dir ?? tempDir('convserve-redis-');
+  const child = spawn(process.env.REDIS_SERVER_PATH ?? 'redis-server', ['--port', String(p), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', opts.appendOnly ? 'yes' : 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: string[] = [];
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`redis-server did not start:\n${logs.join('')}`)), 10_000);
@@ -40,11 +50,13 @@ export async function startRedis(port?: number): Promise<RedisServer> {
   return {
     url: `redis://127.0.0.1:${p}`,
     port: p,
+    dir,
     child,
-    async stop() {
+    async stop(signal = 'SIGKILL') {
       if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL');
-        await once(child, 'exit');
+        const exited = once(child, 'exit');
+        child.kill(signal);
+        await exited;
       }
     },
   };

@@ -9,9 +9,10 @@ import type { Logger } from '../../util/logger.js';
 import type { JobServices } from '../kind.js';
 import type { JobDispatch, SchedulerDeps } from '../scheduler.js';
 import { JobStore } from '../store.js';
-import { QUEUE_NAME, closeRedis, openRedis, redactedUrl, redisNames } from './connection.js';
-import { type BullJobData, RedisDispatch } from './dispatch.js';
+import { type BullJobData, QUEUE_NAME, closeRedis, openRedis, redactedUrl, redisNames, watchConnection } from './connection.js';
+import { RedisDispatch } from './dispatch.js';
 import { RedisEventBus } from './event-bus.js';
+import { FairScheduler } from './fair-scheduler.js';
 import { type QueueSignals, readQueueSignals, registerQueueMetrics } from './signals.js';
 import { RedisWaitingLine } from './waiting-line.js';
 import { RedisJobWorker } from './worker.js';
@@ -58,13 +59,16 @@ export function createRedisJobBackend(opts: RedisBackendOptions): RedisJobBacken
   bull.on('error', (e) => logger.debug({ err: e.message }, 'BullMQ queue error'));
   const store = new JobStore(config.dataDir);
   const events = new RedisEventBus({ store, redis, names, logger, url: config.redisUrl, listen: true });
-  const queue = new RedisWaitingLine(readiness);
+  const fair = new FairScheduler({ redis, names: names.fair, ownerRunningJobs: config.ownerRunningJobs, store, bull, logger });
+  const lineSub = redis.duplicate({ connectionName: 'convserve-line' });
+  watchConnection(lineSub, logger, 'line', config.redisUrl);
+  const queue = new RedisWaitingLine({ problem: readiness, fair, subscriber: lineSub, changedChannel: names.fair.changed, logger });
   const worker = opts.runWorker ? new RedisJobWorker({ config, logger: opts.logger, services: opts.services, redis, names }) : undefined;
-  const signals = () => readQueueSignals(bull);
+  const signals = () => readQueueSignals(bull, fair);
   return {
     queue,
     events,
-    dispatch: (deps) => new RedisDispatch(deps, { bull, redis, names, bus: events, line: queue, problem: readiness }),
+    dispatch: (deps) => new RedisDispatch(deps, { bull, redis, names, bus: events, line: queue, fair, problem: readiness }),
     worker,
     readiness,
     signals,
@@ -76,6 +80,8 @@ export function createRedisJobBackend(opts: RedisBackendOptions): RedisJobBacken
     },
     async stop() {
       await worker?.stop();
+      queue.close();
+      lineSub.disconnect();
       await events.close();
       await bull.close().catch(() => {});
       await closeRedis(redis);

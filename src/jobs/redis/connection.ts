@@ -7,6 +7,11 @@ import type { Logger } from '../../util/logger.js';
 /** BullMQ's queue name (its keys are `<prefix>:jobs:*`). */
 export const QUEUE_NAME = 'jobs';
 
+/** What BullMQ carries for a job: only its id (everything else is in the shared data directory). */
+export interface BullJobData {
+  id: string;
+}
+
 export interface RedisNames {
   /** BullMQ's key prefix. */
   prefix: string;
@@ -16,6 +21,28 @@ export interface RedisNames {
   cancel: string;
   /** Key set while a cancel request for job `id` is pending (a worker that picks the job up later sees it). */
   cancelKey(id: string): string;
+  /** The fair scheduler's keys (fair-scheduler.ts). */
+  fair: FairNames;
+}
+
+export interface FairNames {
+  /** Sorted set of the owners with waiting jobs, scored by when each was last served (the rotation). */
+  ring: string;
+  /** Hash owner → tick of its last job fed to BullMQ (kept when its list empties: its turn is remembered). */
+  served: string;
+  /** Counter of ticks. */
+  seq: string;
+  /** Hash job id → `<tick>:<owner>` of the jobs fed to BullMQ and not finished (waiting there or running). */
+  dispatched: string;
+  /** Hash job id → epoch ms it started waiting in its owner's list (the oldest-wait signal). */
+  since: string;
+  /** Set of worker ids; each has a key `worker + id` = its slots, expiring unless the worker renews it. */
+  workers: string;
+  worker: string;
+  /** Prefix of the per-owner lists of waiting job ids (oldest first): `owner + <owner>`. */
+  owner: string;
+  /** Channel told of every change, so that API replicas refresh their view of the line. */
+  changed: string;
 }
 
 export function redisNames(prefix: string): RedisNames {
@@ -24,6 +51,17 @@ export function redisNames(prefix: string): RedisNames {
     events: `${prefix}:job-events`,
     cancel: `${prefix}:job-cancel`,
     cancelKey: (id) => `${prefix}:cancel:${id}`,
+    fair: {
+      ring: `${prefix}:fair:ring`,
+      served: `${prefix}:fair:served`,
+      seq: `${prefix}:fair:seq`,
+      dispatched: `${prefix}:fair:dispatched`,
+      since: `${prefix}:fair:since`,
+      workers: `${prefix}:fair:workers`,
+      worker: `${prefix}:fair:worker:`,
+      owner: `${prefix}:fair:owner:`,
+      changed: `${prefix}:fair-changed`,
+    },
   };
 }
 

@@ -1,10 +1,11 @@
-// The API side of the distributed mode (JobDispatch): a submitted job is added to BullMQ (job id = our UUID)
-// for a worker process to run; cancel removes a waiting job from BullMQ, or asks the worker running it
-// (pub/sub message + a key the worker also checks when it picks a job up); the job table of this replica
-// follows the workers through their events (job.json on the shared store is re-read, progress taken from
-// the event). Queued jobs are (re-)added to BullMQ at start, whenever Redis becomes reachable again and
-// every minute — adding is idempotent by job id, and a worker that picks up a job that has already finished
-// just drops it — so a waiting job survives a Redis that lost its data.
+// The API side of the distributed mode (JobDispatch): a submitted job is put in its owner's list of the fair
+// scheduler (fair-scheduler.ts), which feeds BullMQ as worker slots free up; cancel takes a waiting job out of
+// its list (or out of BullMQ, if it was fed), or asks the worker running it (pub/sub message + a key the worker
+// also checks when it picks a job up); the job table of this replica follows the workers through their events
+// (job.json on the shared store is re-read, progress taken from the event). Queued jobs are put in their lists
+// again at start, whenever Redis becomes reachable again and every minute — a no-op for the ones listed or fed,
+// and a worker that picks up a job that has already finished just drops it — so a waiting job survives a Redis
+// that lost its data.
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { ProblemError, unavailable } from '../../util/problem.js';
@@ -13,6 +14,7 @@ import { type JobRecord, isTerminal } from '../record.js';
 import type { JobDispatch, SchedulerDeps } from '../scheduler.js';
 import type { RedisNames } from './connection.js';
 import type { RedisEventBus } from './event-bus.js';
+import type { FairScheduler } from './fair-scheduler.js';
 import { readRecord, refreshRecord } from './records.js';
 import type { RedisWaitingLine } from './waiting-line.js';
 
@@ -24,13 +26,9 @@ export interface RedisDispatchOptions {
   names: RedisNames;
   bus: RedisEventBus;
   line: RedisWaitingLine;
+  fair: FairScheduler;
   /** Why Redis cannot be used now, or null. */
   problem(): string | null;
-}
-
-/** What BullMQ carries for a job: only its id (everything else is in the shared data directory). */
-export interface BullJobData {
-  id: string;
 }
 
 export class RedisDispatch implements JobDispatch {
@@ -40,6 +38,7 @@ export class RedisDispatch implements JobDispatch {
 
   constructor(private readonly deps: SchedulerDeps, private readonly opts: RedisDispatchOptions) {
     opts.bus.onRemoteEvent((job, ev) => this.follow(job, ev));
+    opts.line.statusFrom((id) => deps.table.find(id)?.status === 'queued');
     opts.redis.on('ready', this.onReady);
     this.timer = setInterval(this.onReady, RECONCILE_EVERY_MS);
     this.timer.unref();
@@ -51,7 +50,7 @@ export class RedisDispatch implements JobDispatch {
 
   enqueue(rec: JobRecord): void {
     this.opts.line.add({ id: rec.id, owner: rec.owner });
-    void this.addToBull(rec);
+    void this.putInLine(rec);
   }
 
   async recover(records: JobRecord[]): Promise<{ resumed: number; queued: number }> {
@@ -67,7 +66,7 @@ export class RedisDispatch implements JobDispatch {
 
   async cancel(rec: JobRecord, waitMs: number): Promise<void> {
     const { store, transitions, config } = this.deps;
-    const { bull, redis, names, bus, line } = this.opts;
+    const { bull, redis, names, bus, line, fair } = this.opts;
     const fresh = readRecord(store, rec.id);
     if (fresh) refreshRecord(rec, fresh);
     if (rec.status === 'cancelled') return;
@@ -75,9 +74,17 @@ export class RedisDispatch implements JobDispatch {
     const problem = this.opts.problem();
     if (problem) throw unavailable('job-queue-unavailable', `The job cannot be cancelled now: ${problem}.`, {}, 5);
 
-    // A waiting job is removed from BullMQ (0 = locked: a worker has it).
-    const inBull = await bull.getJob(rec.id);
-    const removed = inBull ? (await bull.remove(rec.id)) === 1 : rec.status === 'queued';
+    // A job waiting in its owner's list is taken out; one fed to BullMQ is removed there (0 = locked: a worker
+    // has it). A queued job in neither was taken by a feeder that has not added it yet: its worker drops it.
+    let removed = rec.status === 'queued' && await fair.remove(rec.id, rec.owner);
+    if (!removed) {
+      const inBull = await bull.getJob(rec.id);
+      removed = inBull ? (await bull.remove(rec.id)) === 1 : rec.status === 'queued';
+      if (removed) {
+        await fair.done(rec.id);
+        fair.feedSoon();
+      }
+    }
     if (removed) {
       line.remove(rec.id);
       await bus.resume(rec.id);
@@ -109,6 +116,7 @@ export class RedisDispatch implements JobDispatch {
     this.stopping = true;
     clearInterval(this.timer);
     this.opts.redis.off('ready', this.onReady);
+    this.opts.line.close();
   }
 
   /** Keeps this replica's record and waiting line in step with what another process announced. */
@@ -123,26 +131,42 @@ export class RedisDispatch implements JobDispatch {
       if (fresh && rec) refreshRecord(rec, fresh);
       else if (fresh) table.add(fresh);
     }
-    if (ev.event === 'status' && ev.data.status === 'queued') this.opts.line.add({ id: job.id, owner: table.find(job.id)?.owner ?? 'anonymous' });
-    else if (ev.event === 'done' || (ev.event === 'status' && ev.data.status === 'running')) this.opts.line.remove(job.id);
+    if (ev.event === 'done' || (ev.event === 'status' && ev.data.status === 'running')) this.opts.line.remove(job.id);
+    if (ev.event === 'status' || ev.event === 'done') void this.opts.line.refresh();
   }
 
-  private async addToBull(rec: JobRecord): Promise<void> {
+  /** Into its owner's list, then feeds the free slots (Redis away: reconcile() does it once it is back). */
+  private async putInLine(rec: JobRecord): Promise<void> {
+    const { fair, line } = this.opts;
     try {
-      await this.opts.bull.add(rec.kind, { id: rec.id } satisfies BullJobData, { jobId: rec.id });
+      await fair.enqueue(rec.id, rec.owner);
+      await fair.feed();
     } catch (e) {
-      this.deps.logger.warn({ err: e, job: rec.id }, 'could not add the job to the Redis queue; it is added again once Redis is reachable');
+      this.deps.logger.warn({ err: e, job: rec.id }, 'could not put the job in the Redis queue; it is put there once Redis is reachable');
     }
+    await line.refresh();
   }
 
   /**
-   * Adds every queued job of the table to BullMQ again (a no-op for the ones it has). Running ones are left
-   * to their worker and to BullMQ's stalled-job check: re-adding one whose BullMQ entry a Redis without AOF
-   * lost could start it a second time while its worker still runs it.
+   * Puts every job still queued on disk in its owner's list again (a no-op for the ones listed or fed), in order
+   * of submission; repairs fed jobs BullMQ lacks; feeds. Running ones are left to their worker and to BullMQ's
+   * stalled-job check: re-adding one whose BullMQ entry a Redis without AOF lost could start it a second time
+   * while its worker still runs it.
    */
   private async reconcile(): Promise<void> {
     if (this.stopping || this.opts.problem() !== null) return;
-    for (const r of this.deps.table.all().filter((x) => x.status === 'queued').sort(byCreation)) await this.addToBull(r);
+    const { fair, line } = this.opts;
+    try {
+      for (const r of this.deps.table.all().filter((x) => x.status === 'queued').sort(byCreation)) {
+        const fresh = readRecord(this.deps.store, r.id);
+        if (fresh?.status === 'queued') await fair.enqueue(fresh.id, fresh.owner);
+      }
+      await fair.repairFed();
+      await fair.feed();
+    } catch (e) {
+      this.deps.logger.warn({ err: e instanceof Error ? e.message : e }, 'could not reconcile the job queue with Redis; retried when Redis is reachable and every minute');
+    }
+    await line.refresh();
   }
 }
 

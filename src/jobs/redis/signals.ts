@@ -2,9 +2,10 @@
 // oldest one, and the jobs running per kind — read from BullMQ, so every API replica reports the same.
 import type { Queue } from 'bullmq';
 import { Gauge, type Registry } from 'prom-client';
+import type { FairScheduler } from './fair-scheduler.js';
 
 export interface QueueSignals {
-  /** Jobs waiting for a worker (waiting, prioritized or delayed in BullMQ). */
+  /** Jobs waiting for a worker (in their owners' lists, or waiting, prioritized or delayed in BullMQ). */
   depth: number;
   /** Seconds the oldest waiting job has waited (0 when none waits). */
   oldestWaitSeconds: number;
@@ -12,12 +13,14 @@ export interface QueueSignals {
   activeByKind: Record<string, number>;
 }
 
-export async function readQueueSignals(bull: Queue, now = Date.now()): Promise<QueueSignals> {
+export async function readQueueSignals(bull: Queue, fair: FairScheduler, now = Date.now()): Promise<QueueSignals> {
   const counts = await bull.getJobCounts('waiting', 'prioritized', 'delayed');
-  const depth = (counts.waiting ?? 0) + (counts.prioritized ?? 0) + (counts.delayed ?? 0);
+  const line = await fair.view();
+  const listed = line.owners.reduce((n, o) => n + o.ids.length, 0);
+  const depth = listed + (counts.waiting ?? 0) + (counts.prioritized ?? 0) + (counts.delayed ?? 0);
   // Both ends of the lists: which end is the oldest depends on how the job got there (added, or released).
   const ends = [...await bull.getJobs(['waiting', 'prioritized'], 0, 0, true), ...await bull.getJobs(['waiting', 'prioritized'], 0, 0, false)];
-  const oldest = Math.min(...ends.map((j) => j.timestamp));
+  const oldest = Math.min(...ends.map((j) => j.timestamp), line.oldestSince ?? Number.POSITIVE_INFINITY);
   const activeByKind: Record<string, number> = {};
   for (const j of await bull.getActive()) activeByKind[j.name] = (activeByKind[j.name] ?? 0) + 1;
   return { depth, oldestWaitSeconds: Number.isFinite(oldest) ? Math.max(0, (now - oldest) / 1000) : 0, activeByKind };

@@ -1,6 +1,8 @@
 // A worker process's side of the distributed mode: a BullMQ Worker takes jobs (up to `concurrency` at once)
 // and runs each through the same executeJob as embedded mode — inputs and checkpoints from the shared data
 // directory, events persisted to the job's log and published on Redis for the API replicas.
+//  - slots: the worker announces its concurrency to the fair scheduler (a key renewed every heartbeat, which also
+//    feeds the queue) and frees a job's slot when the job finishes, feeding the next one (fair-scheduler.ts);
 //  - cancel: a message on the cancel channel aborts the job's signal (it stops within one step); a pending
 //    cancel key is checked when a job is picked up;
 //  - stop (SIGTERM): no new jobs; running ones stop at their step, are checkpointed, marked queued again and
@@ -11,7 +13,7 @@
 //    same way, for the stalled check to hand it on.
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { type Job, WaitingError, Worker } from 'bullmq';
+import { type Job, Queue, WaitingError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../../config.js';
 import type { Logger } from '../../util/logger.js';
@@ -20,9 +22,9 @@ import type { JobServices } from '../kind.js';
 import { type JobRecord, type JobStatus, type JobWorkerRef, isTerminal } from '../record.js';
 import { JobStore } from '../store.js';
 import { JobTransitions } from '../transitions.js';
-import { QUEUE_NAME, type RedisNames, watchConnection } from './connection.js';
-import type { BullJobData } from './dispatch.js';
+import { type BullJobData, QUEUE_NAME, type RedisNames, watchConnection } from './connection.js';
 import { RedisEventBus } from './event-bus.js';
+import { FairScheduler, WORKER_HEARTBEAT_MS } from './fair-scheduler.js';
 import { readRecord } from './records.js';
 
 /** Times a job may be recovered from a dead worker before BullMQ fails it (the record then says so). */
@@ -52,6 +54,9 @@ export class RedisJobWorker {
   private readonly inFlight = new Set<Promise<unknown>>();
   private cancelSub?: Redis;
   private worker?: Worker<BullJobData>;
+  private readonly bull: Queue<BullJobData>;
+  private readonly fair: FairScheduler;
+  private heartbeat?: NodeJS.Timeout;
   private stopping = false;
 
   constructor(private readonly opts: RedisJobWorkerOptions) {
@@ -60,6 +65,9 @@ export class RedisJobWorker {
     this.store = new JobStore(opts.config.dataDir);
     this.bus = new RedisEventBus({ store: this.store, redis: opts.redis, names: opts.names, logger: this.logger, url: opts.config.redisUrl, listen: false });
     this.transitions = new JobTransitions(this.store, this.bus);
+    this.bull = new Queue<BullJobData>(QUEUE_NAME, { connection: opts.redis, prefix: opts.names.prefix });
+    this.bull.on('error', (e) => this.logger.debug({ err: e.message }, 'BullMQ queue error'));
+    this.fair = new FairScheduler({ redis: opts.redis, names: opts.names.fair, ownerRunningJobs: opts.config.ownerRunningJobs, store: this.store, bull: this.bull, logger: this.logger });
   }
 
   /** Subscribes to cancel requests and starts taking jobs; resolves once connected to Redis. */
@@ -100,6 +108,10 @@ export class RedisJobWorker {
     worker.on('failed', (job, err) => { if (job?.id) void this.failedInBull(job.id, err); });
     this.worker = worker;
     await worker.waitUntilReady();
+    await this.fair.announceSlots(this.ref.id, this.concurrency);
+    this.fair.feedSoon();
+    this.heartbeat = setInterval(() => this.beat(), WORKER_HEARTBEAT_MS);
+    this.heartbeat.unref();
     this.logger.info({ concurrency: this.concurrency, host: this.ref.host, pid: this.ref.pid }, 'worker ready');
   }
 
@@ -107,12 +119,30 @@ export class RedisJobWorker {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    clearInterval(this.heartbeat);
+    // Its slots are gone: the jobs it hands back wait in BullMQ for the other workers' slots.
+    await this.fair.withdrawSlots(this.ref.id).catch(() => {});
     await this.worker?.pause(true);
     for (const ac of this.running.values()) ac.abort('shutdown');
     await Promise.allSettled([...this.inFlight]);
     await this.worker?.close();
+    await this.bull.close().catch(() => {});
     this.cancelSub?.disconnect();
     await this.bus.close();
+  }
+
+  /** Renews this worker's slots and feeds the queue (a missed feed after a fault is caught up here). */
+  private beat(): void {
+    if (this.stopping) return;
+    this.fair.announceSlots(this.ref.id, this.concurrency)
+      .then(() => this.fair.feed())
+      .catch((e: unknown) => this.logger.debug({ err: e instanceof Error ? e.message : e }, 'heartbeat to Redis failed; retried'));
+  }
+
+  /** The job is over for the queue: its slot goes to the next job of the rotation. */
+  private async finished(id: string): Promise<void> {
+    await this.fair.done(id);
+    this.fair.feedSoon();
   }
 
   private track<T>(p: Promise<T>): Promise<T> {
@@ -126,7 +156,10 @@ export class RedisJobWorker {
     const id = job.data.id;
     if (this.stopping) return this.release(job, token);
     const rec = readRecord(this.store, id);
-    if (!rec || isTerminal(rec.status)) return 'already finished or expired';
+    if (!rec || isTerminal(rec.status)) {
+      await this.finished(id);
+      return 'already finished or expired';
+    }
     const ac = new AbortController();
     // Registered before the key is read: a cancel sent meanwhile is then caught by one or the other.
     this.running.set(id, ac);
@@ -147,6 +180,7 @@ export class RedisJobWorker {
         return await this.release(job, token);
       }
       if (status === 'cancelled') await this.opts.redis.del(this.opts.names.cancelKey(id));
+      if (isTerminal(status)) await this.finished(id);
       return status;
     } finally {
       this.running.delete(id);
@@ -170,11 +204,12 @@ export class RedisJobWorker {
   /** BullMQ gave up on a job (its processor threw, or it stalled too often): the record says so. */
   private async failedInBull(id: string, err: Error): Promise<void> {
     const rec = readRecord(this.store, id);
-    if (!rec || isTerminal(rec.status)) return;
+    if (!rec || isTerminal(rec.status)) return this.finished(id);
     this.logger.error({ job: id, err: err.message }, 'job failed in the queue');
     await this.bus.resume(id);
     await this.store.deleteCheckpoint(id);
     this.transitions.finished(rec, 'failed', { type: 'job-worker-error', detail: `The job queue gave up on it: ${err.message}` });
+    await this.finished(id);
   }
 }
 
