@@ -78,7 +78,13 @@ async function main() {
   for (let i = 0; i < 600 && (await fetch(`${url}/readyz`).then((r) => r.status, () => 0)) !== 200; i++) await new Promise((r) => setTimeout(r, 100));
   const images = await Promise.all([28, 64, 200].map((s) => sharp({ create: { width: s, height: s, channels: 3, background: { r: s, g: 255 - s, b: 90 } } }).png().toBuffer()));
   const stats = { requests: 0, byStatus: {}, latency: {} };
+  // Per minute of the run: requests and job-submission latencies (a latency that grows with the stored jobs shows here).
+  const perMinute = [];
+  let started = Date.now();
   const record = (kind, status, ms) => {
+    const m = (perMinute[Math.floor((Date.now() - started) / 60_000)] ??= { requests: 0, submits: [] });
+    m.requests++;
+    if (kind === 'job-submit') m.submits.push(ms);
     stats.requests++;
     if (status < 200 || status > 299) stats.byStatus[status] = (stats.byStatus[status] ?? 0) + 1;
     (stats.latency[kind] ??= []).push(ms);
@@ -101,6 +107,7 @@ async function main() {
   const rssStart = await rssMb(url, adminKey);
   const rssSeries = [rssStart];
   const sampler = setInterval(() => { rssMb(url, adminKey).then((mb) => rssSeries.push(mb)); }, 60_000);
+  started = Date.now();
   const deadline = Date.now() + minutes * 60_000;
   let n = 0;
   const worker = async (client) => {
@@ -134,6 +141,8 @@ async function main() {
   const all = Object.values(stats.latency).flat();
   console.log(`all: p50 ${quantile(all, 0.5).toFixed(1)} ms, p99 ${quantile(all, 0.99).toFixed(1)} ms; server RSS ${rssStart ?? '?'} MB at start → ${rssEnd ?? '?'} MB at end`);
   console.log(`server RSS each minute (MB): ${[...rssSeries, rssEnd].map((mb) => mb ?? '?').join(' ')}`);
+  console.log(`requests each minute: ${perMinute.map((m) => m?.requests ?? 0).join(' ')}`);
+  console.log(`job-submit p50 each minute (ms): ${perMinute.map((m) => (m?.submits.length ? quantile(m.submits, 0.5).toFixed(0) : '-')).join(' ')}`);
   if (own) { own.child.kill('SIGTERM'); await new Promise((r) => own.child.once('exit', r)); }
   process.exitCode = Object.keys(stats.byStatus).some((st) => Number(st) >= 500 || st === '0') ? 1 : 0;
 }
