@@ -40,6 +40,11 @@ export interface AuthOptions {
 
 /** The key a request presents, if any. */
 function presentedKey(req: Request, opts: AuthOptions): string | undefined {
+  // Node keeps only the first of repeated Authorization headers (and joins X-API-Key ones); a proxy in front may
+  // read another one, so a request that presents more than one is refused rather than guessed at.
+  if ((req.headersDistinct.authorization?.length ?? 0) > 1 || (req.headersDistinct['x-api-key']?.length ?? 0) > 1) {
+    throw unauthorized('Send one API key in one header: this request has several Authorization or X-API-Key headers.');
+  }
   const auth = req.headers.authorization;
   if (auth !== undefined) {
     const m = /^Bearer[ ]+(\S+)\s*$/i.exec(auth);

@@ -41,7 +41,10 @@ export function webPlugin(): ServicePlugin {
         method: 'get', path: '/docs/{file}', operationId: 'apiDocsAsset', tags: ['web'], summary: 'Swagger UI files (swagger-ui-dist, bundled by the build)', hidden: true, pathParams: FileParam,
         responses: { 200: { description: 'Asset', content: { 'text/javascript': 'text', 'text/css': 'text' } } }, problems: [404],
       }, (req, res, next) => {
-        res.set('Cache-Control', 'no-cache').sendFile(String(req.params.file), { root: WEB_DIR + 'docs/' }, (err) => { if (err) next((err as { status?: number }).status === 404 ? undefined : err); });
+        // As for /assets: only plain file names (NUL made send answer an undocumented 400).
+        const file = String(req.params.file);
+        if (!/^\w[\w.-]*$/.test(file)) return next();
+        res.set('Cache-Control', 'no-cache').sendFile(file, { root: WEB_DIR + 'docs/' }, (err) => { if (err) next((err as { status?: number }).status === 404 ? undefined : err); });
       });
       route(r, {
         method: 'get', path: '/assets/{file}', operationId: 'webAsset', tags: ['web'], summary: 'Scripts and styles of the web page', hidden: true, pathParams: FileParam,
