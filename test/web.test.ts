@@ -20,7 +20,7 @@ const SAMPLE = join(import.meta.dirname, '..', 'samples', 'chelsea.jpg');
 const STYLE_IMAGE = join(import.meta.dirname, '..', 'samples', 'brick.jpg');
 const MNIST = join(import.meta.dirname, '..', 'models', 'mnist-cnn');
 const AXE = join(import.meta.dirname, '..', 'node_modules', 'axe-core', 'axe.min.js');
-const TABS = ['classify', 'filter', 'dream', 'style'];
+const TABS = ['classify', 'filter', 'dream', 'style', 'finetune'];
 
 describe('web page (Chromium)', () => {
   let svc: RunningService;
@@ -61,7 +61,7 @@ describe('web page (Chromium)', () => {
 
   it('first view: image well and task tabs, no placeholders, no probe kinds; models with provenance', async () => {
     assert.equal(await page.title(), 'convserve — classify, filter, dream, style');
-    assert.deepEqual(await page.locator('[role=tab]').allTextContents(), ['Classify', 'Filter', 'DeepDream', 'Style']);
+    assert.deepEqual(await page.locator('[role=tab]').allTextContents(), ['Classify', 'Filter', 'DeepDream', 'Style', 'Fine-tune']);
     assert.ok(await page.locator('#current').isHidden(), 'no image shown before one is picked');
     const broken = await page.evaluate(() => [...document.images].filter((i) => i.checkVisibility() && !(i.complete && i.naturalWidth > 0)).map((i) => i.outerHTML));
     assert.deepEqual(broken, []);
@@ -84,7 +84,7 @@ describe('web page (Chromium)', () => {
     assert.ok(await page.locator('#panel-filter').isVisible());
     assert.ok(await page.locator('#panel-classify').isHidden());
     await page.keyboard.press('End');
-    assert.equal(await page.locator('#tab-style').getAttribute('aria-selected'), 'true');
+    assert.equal(await page.locator('#tab-finetune').getAttribute('aria-selected'), 'true');
     await page.keyboard.press('Home');
     assert.equal(await page.locator('#tab-classify').getAttribute('aria-selected'), 'true');
   });
