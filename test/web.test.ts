@@ -154,9 +154,17 @@ describe('web page (Chromium)', () => {
     assert.match(await page.locator('#dream-curl-text').textContent() ?? '', /-F 'octaves=2'[\s\S]*-F 'iterations=3'/);
     await shot('dream-desktop');
     await page.locator('#dream-again').click();
-    await page.waitForFunction((first) => document.querySelector('#dream-status')?.textContent?.startsWith('100 %') && fetch('/v1/jobs?kind=dream&limit=1').then((r) => r.json()).then((j) => j.jobs[0].id !== first), job!.id, { timeout: 90_000 });
-    const [again] = await jobsOf('dream');
+    // The status line still says 100 % from the first run until the new job is submitted: wait for the server to
+    // list a new job (only the page can have made it) that has finished, then for the page to show it done.
+    let again: Awaited<ReturnType<typeof jobsOf>>[number] | undefined;
+    for (let i = 0; i < 900; i++) {
+      [again] = await jobsOf('dream');
+      if (again && again.id !== job!.id && !['queued', 'running'].includes(again.status)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
     assert.notEqual(again!.id, job!.id);
+    assert.equal(again!.status, 'succeeded');
+    await page.waitForFunction(() => document.querySelector('#dream-status')?.textContent?.startsWith('100 %') && !(document.getElementById('dream-submit') as HTMLButtonElement).disabled, undefined, { timeout: 30_000 });
   });
 
   it('Style: a style image, live previews and the result', async () => {

@@ -25,6 +25,8 @@ export interface JobRunnerOptions {
   /** Fields from the tab's own controls (not the schema form); throw when one is missing or invalid. */
   extraFields?: () => [string, string][];
   startLabel: string;
+  /** What one step of the job is called in the status line (default: step; fine-tune: epoch). */
+  stepName?: string;
   /** Called on every progress event (after the progress bar and status line are updated). */
   onProgress?: (p: JobProgress) => void;
   /** Called when a job is submitted (e.g. to clear the previous run's table). */
@@ -101,7 +103,7 @@ export class JobRunner {
       else if (ev.event === 'progress') {
         progress.value = d.fraction;
         const metrics = Object.entries((d.metrics ?? {}) as Record<string, number>).map(([m, v]) => `${m} ${fmtNum(v)}`).join(' · ');
-        status.textContent = `${Math.round(d.fraction * 100)} % · step ${d.step}/${d.total}${metrics ? ` · ${metrics}` : ''} · ETA ${fmtEta(d.eta_s)}`;
+        status.textContent = `${Math.round(d.fraction * 100)} % · ${this.o.stepName ?? 'step'} ${d.step}/${d.total}${metrics ? ` · ${metrics}` : ''} · ETA ${fmtEta(d.eta_s)}`;
         this.o.onProgress?.(d as JobProgress);
       } else if (ev.event === 'preview') {
         void imageUrl(d.url).then((u) => {
@@ -129,7 +131,7 @@ export class JobRunner {
     try {
       if (d.status === 'succeeded' && d.result) {
         $<HTMLProgressElement>(`${k}-progress`).value = 1;
-        status.textContent = `100 % · done: ${d.progress?.total ?? '?'} steps in ${fmtEta(seconds)}`;
+        status.textContent = `100 % · done: ${d.progress?.total ?? '?'} ${this.o.stepName ?? 'step'}s in ${fmtEta(seconds)}`;
         const outcome: JobOutcome = { id, result: d.result, curl, runAgain: () => this.runAgain() };
         $(`${k}-live-preview`).hidden = true;
         result.replaceChildren(await (this.o.showResult ?? ((o) => this.imageResult(o, beforeUrl)))(outcome));

@@ -65,7 +65,7 @@ export const finetuneTab: TaskTab = {
     };
 
     const runner = new JobRunner({
-      kind: 'finetune', form, startLabel: 'Fine-tune',
+      kind: 'finetune', form, startLabel: 'Fine-tune', stepName: 'epoch',
       extraImages: () => {
         const f = archive.files?.[0];
         if (mark(archive, !f) || !f) throw new Error('Choose an archive: a .zip or .tar of class folders (one folder of images per class).');
