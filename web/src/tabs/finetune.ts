@@ -2,7 +2,7 @@
 // `archive`, params base, name, epochs; the rest under Advanced when the server describes them). Progress comes as
 // one event per epoch with loss, accuracy, val_loss and val_accuracy, shown as a table and a line; the finished
 // model can be tried at once in the Classify tab.
-import { apiFetch, problemOf } from '../api.js';
+import { api, apiFetch, imageUrl, problemOf } from '../api.js';
 import { $, type Json, field, h, showError } from '../dom.js';
 import { epochMetrics } from '../epoch-metrics.js';
 import { type JobOutcome, JobRunner } from '../job-runner.js';
@@ -52,7 +52,13 @@ export const finetuneTab: TaskTab = {
       const url = URL.createObjectURL(blob);
       const shown: Node[] = [];
       if (type.startsWith('image/')) shown.push(h('img', { src: url, alt: `Training report of ${model}`, id: 'finetune-report-img' }));
-      else if (type.includes('json')) shown.push(...reportSummary(JSON.parse(await blob.text()) as Json));
+      else if (type.includes('json')) {
+        shown.push(...reportSummary(JSON.parse(await blob.text()) as Json));
+        // The report's picture (curves, confusion matrix) is the job's last preview.
+        const { previews } = await api<{ previews: string[] }>(`/v1/jobs/${o.id}`);
+        const last = previews.at(-1);
+        if (last) shown.push(h('img', { src: await imageUrl(last), id: 'finetune-report-img', alt: `Training report of ${model}: loss and accuracy per epoch and the validation confusion matrix` }));
+      }
       const use = h('button', { type: 'button', id: 'finetune-use', class: 'primary', text: `Classify with ${model}` });
       const useError = h('div', { class: 'error', id: 'finetune-use-error', role: 'alert', hidden: true });
       use.addEventListener('click', () => { classifyWith(model).catch((e: unknown) => showError(useError, e)); });
