@@ -5,10 +5,13 @@ import { fmtNum, h } from './dom.js';
 
 /** The fine-tune job's metric names, in column order; any other metric the server sends follows them. */
 const KNOWN = ['loss', 'accuracy', 'val_loss', 'val_accuracy'];
+/** Metrics that are the row's own epoch number, not a column. */
+const ROW_KEYS = new Set(['epoch']);
+const HEADINGS: Record<string, string> = { lr: 'learning rate' };
 const SVG = 'http://www.w3.org/2000/svg';
 const CHART = { width: 240, height: 90, pad: 6 };
 
-const heading = (m: string) => m.replace(/^val_/, 'val. ').replace(/_/g, ' ');
+const heading = (m: string) => HEADINGS[m] ?? m.replace(/^val_/, 'val. ').replace(/_/g, ' ');
 const shown = (m: string, v: number) => (m.endsWith('accuracy') ? `${(v * 100).toFixed(1)} %` : fmtNum(v));
 
 export interface EpochMetrics {
@@ -33,7 +36,7 @@ export function epochMetrics(id: string, caption: string): EpochMetrics {
 
   const render = () => {
     const steps = [...rows.keys()].sort((a, b) => a - b);
-    const names = [...new Set([...KNOWN.filter((m) => steps.some((s) => m in rows.get(s)!)), ...steps.flatMap((s) => Object.keys(rows.get(s)!))])];
+    const names = [...new Set([...KNOWN.filter((m) => steps.some((s) => m in rows.get(s)!)), ...steps.flatMap((s) => Object.keys(rows.get(s)!))])].filter((m) => !ROW_KEYS.has(m));
     table.replaceChildren(
       h('caption', { text: caption }),
       h('thead', {}, h('tr', {}, h('th', { scope: 'col', text: 'Epoch' }), ...names.map((m) => h('th', { scope: 'col', text: heading(m) })))),

@@ -27,6 +27,8 @@ export interface JobRunnerOptions {
   startLabel: string;
   /** What one step of the job is called in the status line (default: step; fine-tune: epoch). */
   stepName?: string;
+  /** Shown under the progress bar while the job runs and after (e.g. the per-epoch metrics). */
+  liveExtra?: HTMLElement;
   /** Called on every progress event (after the progress bar and status line are updated). */
   onProgress?: (p: JobProgress) => void;
   /** Called when a job is submitted (e.g. to clear the previous run's table). */
@@ -49,6 +51,7 @@ export class JobRunner {
     cancel.addEventListener('click', () => { void this.cancel(); });
     const live = h('div', { class: 'job-live', id: `${k}-live`, hidden: true },
       h('div', { class: 'progress-row' }, h('progress', { id: `${k}-progress`, max: '1', value: '0', 'aria-label': `${k} progress` }), h('span', { id: `${k}-status`, class: 'job-status', role: 'status' })),
+      o.liveExtra,
       h('figure', { class: 'live-preview', id: `${k}-live-preview`, hidden: true, 'data-previews': '0' }, h('img', { id: `${k}-preview`, alt: 'Live preview of the running job' }), h('figcaption', { id: `${k}-preview-caption` })),
       h('div', { id: `${k}-result`, class: 'job-result' }));
     this.el = h('div', { class: 'runner' }, h('div', { class: 'row' }, submit, cancel), errorBox(`${k}-error`), live);

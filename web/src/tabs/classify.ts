@@ -40,7 +40,13 @@ export const classifyTab: TaskTab = {
     const el = h('form', { class: 'task-form' },
       h('p', { class: 'muted', text: 'What is in the picture? The model\'s most likely ImageNet labels.' }),
       h('div', { class: 'controls' }, models.el, field('top', 'Labels to show', top)), form.fold, h('div', { class: 'row' }, button), error, out);
-    models.select.addEventListener('change', () => { const m = models.chosen(); if (m?.classes) top.max = String(m.classes); });
+    // A model with fewer classes than labels asked (a fine-tuned one) shows all of its classes instead of a 422.
+    models.select.addEventListener('change', () => {
+      const m = models.chosen();
+      if (!m?.classes) return;
+      top.max = String(m.classes);
+      if (Number(top.value) > m.classes) top.value = String(m.classes);
+    });
 
     const run = async () => {
       clearError(error);

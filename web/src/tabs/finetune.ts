@@ -86,6 +86,7 @@ export const finetuneTab: TaskTab = {
         if (epochs.value !== '') fields.push(['epochs', epochs.value]);
         return fields;
       },
+      liveExtra: metrics.el,
       onStart: () => metrics.clear(),
       onProgress: (p) => metrics.add(p.step, p.metrics),
       showResult,
@@ -99,7 +100,7 @@ export const finetuneTab: TaskTab = {
         h('div', { class: 'param' }, h('label', { for: 'finetune-name', text: 'New model name' }), name,
           h('small', { class: 'muted', id: 'finetune-name-hint', text: 'lowercase, digits, . _ -' })),
         field('finetune-epochs', 'Epochs', epochs)),
-      form.fold, runner.el, metrics.el));
+      form.fold, runner.el));
   },
 };
 
