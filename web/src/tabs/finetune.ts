@@ -65,8 +65,7 @@ export const finetuneTab: TaskTab = {
       // The new model is in the registry now: list it in the pickers and the Models fold.
       await base.refresh().then(() => renderModelList($('models-list'))).catch(() => undefined);
       return h('div', { class: 'finetune-done' },
-        h('p', {}, h('strong', { text: model }), ' is trained and served.'), ...shown,
-        h('div', { class: 'row' }, use), useError,
+        h('div', { class: 'row' }, h('p', {}, h('strong', { text: model }), ' is trained and served.'), use), useError, ...shown,
         resultActions('finetune', { download: { url, name: `${model}-report.${type.startsWith('image/') ? 'png' : 'json'}` }, curl: o.curl, runAgain: o.runAgain }));
     };
 
