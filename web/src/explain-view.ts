@@ -59,7 +59,8 @@ export function explainView(t: ExplainTarget): ExplainView {
     const body = new FormData();
     body.set('image', t.image.blob, t.image.name);
     body.set('model', t.model);
-    body.set('class', p.index !== undefined ? String(p.index) : p.label);
+    const cls = p.index !== undefined ? String(p.index) : p.label;
+    body.set('class', cls);
     body.set('method', method.value);
     body.set('format', 'png');
     if (t.resize) body.set('resize', t.resize);
@@ -72,7 +73,7 @@ export function explainView(t: ExplainTarget): ExplainView {
       img.src = url;
       img.alt = `${name} heatmap of ${classText(p)} over the picture: warm colours are where the model looked`;
       img.dataset.method = method.value;
-      img.dataset.class = body.get('class') as string;
+      img.dataset.class = cls;
       caption.textContent = `${name} · ${classText(p)} · ${t.model}`;
       figure.hidden = false;
       status.textContent = '';

@@ -33,7 +33,7 @@ export const finetuneTab: TaskTab = {
     const archive = h('input', { type: 'file', id: 'finetune-archive', accept: ARCHIVE_TYPES, 'aria-describedby': 'finetune-archive-hint' });
     const base = await modelPicker('finetune-base', { prefer: ['inception_v3', 'vgg19'], want: (m) => m.task === undefined || m.task === 'classification' || m.task === 'features', label: 'Base model' });
     const name = h('input', { type: 'text', id: 'finetune-name', required: true, pattern: MODEL_NAME.source, maxlength: '64', autocomplete: 'off', spellcheck: 'false', placeholder: 'e.g. my-flowers', 'aria-describedby': 'finetune-name-hint' });
-    const epochSchema = (params.epochs ?? {}) as Json;
+    const epochSchema: Json = params.epochs ?? {};
     const epochs = h('input', {
       type: 'number', id: 'finetune-epochs', class: 'narrow', step: '1', min: String(epochSchema.minimum ?? 1),
       max: epochSchema.maximum !== undefined && epochSchema.maximum < 1e9 ? String(epochSchema.maximum) : undefined,
@@ -53,7 +53,8 @@ export const finetuneTab: TaskTab = {
       const shown: Node[] = [];
       if (type.startsWith('image/')) shown.push(h('img', { src: url, alt: `Training report of ${model}`, id: 'finetune-report-img' }));
       else if (type.includes('json')) {
-        shown.push(...reportSummary(JSON.parse(await blob.text()) as Json));
+        const report: Json = JSON.parse(await blob.text());
+        shown.push(...reportSummary(report));
         // The report's picture (curves, confusion matrix) is the job's last preview.
         const { previews } = await api<{ previews: string[] }>(`/v1/jobs/${o.id}`);
         const last = previews.at(-1);
@@ -107,9 +108,9 @@ export const finetuneTab: TaskTab = {
 function reportSummary(r: Json): Node[] {
   const out: Node[] = [];
   const acc = r.validation?.accuracy;
-  const classes = Array.isArray(r.classes) ? (r.classes as string[]) : [];
+  const classes: string[] = Array.isArray(r.classes) ? r.classes.map(String) : [];
   const facts = [typeof acc === 'number' ? `validation accuracy ${(acc * 100).toFixed(1)} %` : '', classes.length ? `${classes.length} classes: ${classes.join(', ')}` : ''].filter(Boolean);
   if (facts.length) out.push(h('p', { class: 'muted', id: 'finetune-summary', text: facts.join(' · ') }));
-  for (const w of Array.isArray(r.warnings) ? (r.warnings as unknown[]) : []) out.push(h('p', { class: 'notice warn', text: String(w) }));
+  for (const w of Array.isArray(r.warnings) ? r.warnings : []) out.push(h('p', { class: 'notice warn', text: String(w) }));
   return out;
 }
