@@ -20,7 +20,7 @@ const SAMPLE = join(import.meta.dirname, '..', 'samples', 'chelsea.jpg');
 const STYLE_IMAGE = join(import.meta.dirname, '..', 'samples', 'brick.jpg');
 const MNIST = join(import.meta.dirname, '..', 'models', 'mnist-cnn');
 const AXE = join(import.meta.dirname, '..', 'node_modules', 'axe-core', 'axe.min.js');
-const TABS = ['classify', 'filter', 'dream', 'style'];
+const TABS = ['classify', 'filter', 'dream', 'style', 'finetune'];
 
 describe('web page (Chromium)', () => {
   let svc: RunningService;
@@ -61,7 +61,7 @@ describe('web page (Chromium)', () => {
 
   it('first view: image well and task tabs, no placeholders, no probe kinds; models with provenance', async () => {
     assert.equal(await page.title(), 'convserve — classify, filter, dream, style');
-    assert.deepEqual(await page.locator('[role=tab]').allTextContents(), ['Classify', 'Filter', 'DeepDream', 'Style']);
+    assert.deepEqual(await page.locator('[role=tab]').allTextContents(), ['Classify', 'Filter', 'DeepDream', 'Style', 'Fine-tune']);
     assert.ok(await page.locator('#current').isHidden(), 'no image shown before one is picked');
     const broken = await page.evaluate(() => [...document.images].filter((i) => i.checkVisibility() && !(i.complete && i.naturalWidth > 0)).map((i) => i.outerHTML));
     assert.deepEqual(broken, []);
@@ -84,7 +84,7 @@ describe('web page (Chromium)', () => {
     assert.ok(await page.locator('#panel-filter').isVisible());
     assert.ok(await page.locator('#panel-classify').isHidden());
     await page.keyboard.press('End');
-    assert.equal(await page.locator('#tab-style').getAttribute('aria-selected'), 'true');
+    assert.equal(await page.locator('#tab-finetune').getAttribute('aria-selected'), 'true');
     await page.keyboard.press('Home');
     assert.equal(await page.locator('#tab-classify').getAttribute('aria-selected'), 'true');
   });
@@ -154,9 +154,17 @@ describe('web page (Chromium)', () => {
     assert.match(await page.locator('#dream-curl-text').textContent() ?? '', /-F 'octaves=2'[\s\S]*-F 'iterations=3'/);
     await shot('dream-desktop');
     await page.locator('#dream-again').click();
-    await page.waitForFunction((first) => document.querySelector('#dream-status')?.textContent?.startsWith('100 %') && fetch('/v1/jobs?kind=dream&limit=1').then((r) => r.json()).then((j) => j.jobs[0].id !== first), job!.id, { timeout: 90_000 });
-    const [again] = await jobsOf('dream');
+    // The status line still says 100 % from the first run until the new job is submitted: wait for the server to
+    // list a new job (only the page can have made it) that has finished, then for the page to show it done.
+    let again: Awaited<ReturnType<typeof jobsOf>>[number] | undefined;
+    for (let i = 0; i < 900; i++) {
+      [again] = await jobsOf('dream');
+      if (again && again.id !== job!.id && !['queued', 'running'].includes(again.status)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
     assert.notEqual(again!.id, job!.id);
+    assert.equal(again!.status, 'succeeded');
+    await page.waitForFunction(() => document.querySelector('#dream-status')?.textContent?.startsWith('100 %') && !(document.getElementById('dream-submit') as HTMLButtonElement).disabled, undefined, { timeout: 30_000 });
   });
 
   it('Style: a style image, live previews and the result', async () => {

@@ -29,11 +29,15 @@ async function render(): Promise<void> {
 }
 
 async function card(j: Json): Promise<HTMLElement> {
-  const thumbSrc: string | undefined = j.result?.url ?? (j.previews as string[]).at(-1);
+  // A result that is not a picture (a fine-tune's report.json) is linked, not shown; its last preview is the thumb.
+  const resultIsImage = String(j.result?.content_type ?? 'image/png').startsWith('image/');
+  const thumbSrc: string | undefined = (resultIsImage ? j.result?.url : undefined) ?? (j.previews as string[]).at(-1);
   const url = thumbSrc ? await imageUrl(thumbSrc).catch(() => undefined) : undefined;
+  const resultUrl = j.result ? (resultIsImage ? url : await imageUrl(j.result.url).catch(() => undefined)) : undefined;
+  const extension = resultIsImage ? 'png' : String(j.result?.content_type).includes('json') ? 'json' : 'bin';
   const when = new Date(j.created_at);
   const li = h('li', { class: 'job-card', 'data-id': j.id, 'data-status': j.status },
-    url ? h('img', { src: url, alt: `${j.kind} ${j.result ? 'result' : 'preview'}`, class: 'thumb' }) : h('div', { class: 'thumb empty', 'aria-hidden': 'true' }),
+    url ? h('img', { src: url, alt: `${j.kind} ${j.result && resultIsImage ? 'result' : 'preview'}`, class: 'thumb' }) : h('div', { class: 'thumb empty', 'aria-hidden': 'true' }),
     h('div', { class: 'job-meta' },
       h('strong', { text: j.kind }), ' ',
       h('span', { class: `badge job-${j.status}`, text: j.status }),
@@ -41,9 +45,9 @@ async function card(j: Json): Promise<HTMLElement> {
       j.status === 'running' || j.status === 'queued' ? h('div', { class: 'muted', text: `step ${j.progress.step}/${j.progress.total}` }) : null,
       j.error ? h('div', { class: 'muted', text: j.error.detail }) : null));
   const actions = h('div', { class: 'row' });
-  if (url && j.result) {
-    actions.append(h('a', { href: url, target: '_blank', rel: 'noopener', text: 'Open', 'aria-label': `Open the ${j.kind} result` }),
-      h('a', { href: url, download: `${j.kind}-${String(j.id).slice(0, 8)}.png`, text: 'Download', 'aria-label': `Download the ${j.kind} result` }));
+  if (resultUrl) {
+    actions.append(h('a', { href: resultUrl, target: '_blank', rel: 'noopener', text: 'Open', 'aria-label': `Open the ${j.kind} result` }),
+      h('a', { href: resultUrl, download: `${j.kind}-${String(j.id).slice(0, 8)}.${extension}`, text: 'Download', 'aria-label': `Download the ${j.kind} result` }));
   }
   if (j.status === 'running' || j.status === 'queued') {
     const cancel = h('button', { type: 'button', class: 'secondary small', text: 'Cancel', 'aria-label': `Cancel the ${j.kind} job` });

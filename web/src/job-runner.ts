@@ -1,6 +1,7 @@
 // Runs one job kind from a task tab: submit (multipart), then follow its events (fetch-streamed SSE) with a
 // progress bar + ETA and the live preview image, cancel, and the result in place (before/after, download,
-// copy as curl, run again with the same settings).
+// copy as curl, run again with the same settings). A tab whose job takes no picture from the image well
+// (fine-tune: an archive) leaves out `imageField` and shows progress and result its own way through the hooks.
 import { api, imageUrl, streamEvents } from './api.js';
 import { $, type Json, busy, clearError, errorBox, fmtEta, fmtNum, h, showError } from './dom.js';
 import { refreshGallery } from './gallery.js';
@@ -8,14 +9,32 @@ import { needImage } from './image-well.js';
 import { compareSlider, curlCommand, resultActions } from './results.js';
 import type { ParamForm } from './schema-form.js';
 
+/** The data of a `progress` event. */
+export interface JobProgress { step: number; total: number; fraction: number; eta_s?: number; metrics?: Record<string, number> }
+
+/** What a finished, succeeded job hands to `showResult`. */
+export interface JobOutcome { id: string; result: { url: string; content_type?: string }; curl: string; runAgain: () => void }
+
 export interface JobRunnerOptions {
   kind: string;
-  /** The multipart name of the picked image (dream: image, style: content). */
-  imageField: string;
+  /** The multipart name of the picked image (dream: image, style: content); absent: no image from the well. */
+  imageField?: string;
   form: ParamForm;
-  /** Further image parts (e.g. the style image); throw when a required one is missing. */
+  /** Further file parts (the style image, the fine-tune archive); throw when a required one is missing. */
   extraImages?: () => [string, File][];
+  /** Fields from the tab's own controls (not the schema form); throw when one is missing or invalid. */
+  extraFields?: () => [string, string][];
   startLabel: string;
+  /** What one step of the job is called in the status line (default: step; fine-tune: epoch). */
+  stepName?: string;
+  /** Shown under the progress bar while the job runs and after (e.g. the per-epoch metrics). */
+  liveExtra?: HTMLElement;
+  /** Called on every progress event (after the progress bar and status line are updated). */
+  onProgress?: (p: JobProgress) => void;
+  /** Called when a job is submitted (e.g. to clear the previous run's table). */
+  onStart?: (id: string) => void;
+  /** Renders a succeeded job's result; default: the result image against the picked one (compare slider). */
+  showResult?: (o: JobOutcome) => Promise<Node>;
 }
 
 export class JobRunner {
@@ -32,6 +51,7 @@ export class JobRunner {
     cancel.addEventListener('click', () => { void this.cancel(); });
     const live = h('div', { class: 'job-live', id: `${k}-live`, hidden: true },
       h('div', { class: 'progress-row' }, h('progress', { id: `${k}-progress`, max: '1', value: '0', 'aria-label': `${k} progress` }), h('span', { id: `${k}-status`, class: 'job-status', role: 'status' })),
+      o.liveExtra,
       h('figure', { class: 'live-preview', id: `${k}-live-preview`, hidden: true, 'data-previews': '0' }, h('img', { id: `${k}-preview`, alt: 'Live preview of the running job' }), h('figcaption', { id: `${k}-preview-caption` })),
       h('div', { id: `${k}-result`, class: 'job-result' }));
     this.el = h('div', { class: 'runner' }, h('div', { class: 'row' }, submit, cancel), errorBox(`${k}-error`), live);
@@ -43,18 +63,18 @@ export class JobRunner {
     clearError(err);
     const btn = $<HTMLButtonElement>(`${k}-submit`);
     try {
-      const img = needImage();
-      const values = this.o.form.values();
+      const img = this.o.imageField ? needImage() : undefined;
       const extra = this.o.extraImages?.() ?? [];
+      const values = [...(this.o.extraFields?.() ?? []), ...this.o.form.values()];
       const body = new FormData();
-      body.append(this.o.imageField, img.blob, img.name);
+      if (img && this.o.imageField) body.append(this.o.imageField, img.blob, img.name);
       for (const [n, f] of extra) body.append(n, f, f.name);
       for (const [n, v] of values) body.append(n, v);
       busy(btn, true, 'Submitting…');
       const r = await api<{ id: string }>(`/v1/jobs/${k}`, { method: 'POST', body });
-      this.last = { values };
-      const curl = curlCommand(`/v1/jobs/${k}`, [[this.o.imageField, { file: img.name }], ...extra.map(([n, f]): [string, { file: string }] => [n, { file: f.name }]), ...values]);
-      this.follow(r.id, img.url, curl);
+      this.last = { values: this.o.form.values() };
+      const files: [string, { file: string }][] = [...(img && this.o.imageField ? [[this.o.imageField, { file: img.name }] as [string, { file: string }]] : []), ...extra.map(([n, f]): [string, { file: string }] => [n, { file: f.name }])];
+      this.follow(r.id, img?.url, curlCommand(`/v1/jobs/${k}`, [...files, ...values]));
       void refreshGallery();
     } catch (e) {
       showError(err, e);
@@ -62,12 +82,13 @@ export class JobRunner {
     }
   }
 
-  private follow(id: string, beforeUrl: string, curl: string): void {
+  private follow(id: string, beforeUrl: string | undefined, curl: string): void {
     const k = this.o.kind;
     this.abort?.abort();
     const abort = new AbortController();
     this.abort = abort;
     this.jobId = id;
+    this.o.onStart?.(id);
     $(`${k}-live`).hidden = false;
     const figure = $(`${k}-live-preview`);
     figure.hidden = true;
@@ -85,7 +106,8 @@ export class JobRunner {
       else if (ev.event === 'progress') {
         progress.value = d.fraction;
         const metrics = Object.entries((d.metrics ?? {}) as Record<string, number>).map(([m, v]) => `${m} ${fmtNum(v)}`).join(' · ');
-        status.textContent = `${Math.round(d.fraction * 100)} % · step ${d.step}/${d.total}${metrics ? ` · ${metrics}` : ''} · ETA ${fmtEta(d.eta_s)}`;
+        status.textContent = `${Math.round(d.fraction * 100)} % · ${this.o.stepName ?? 'step'} ${d.step}/${d.total}${metrics ? ` · ${metrics}` : ''} · ETA ${fmtEta(d.eta_s)}`;
+        this.o.onProgress?.(d as JobProgress);
       } else if (ev.event === 'preview') {
         void imageUrl(d.url).then((u) => {
           const img = $<HTMLImageElement>(`${k}-preview`);
@@ -103,24 +125,35 @@ export class JobRunner {
     }, abort.signal).catch((e: unknown) => showError($(`${k}-error`), e));
   }
 
-  private async finish(id: string, d: Json, beforeUrl: string, curl: string, seconds: number): Promise<void> {
+  private async finish(id: string, d: Json, beforeUrl: string | undefined, curl: string, seconds: number): Promise<void> {
     const k = this.o.kind;
     $<HTMLButtonElement>(`${k}-cancel`).disabled = true;
     busy($<HTMLButtonElement>(`${k}-submit`), false, this.o.startLabel);
     const status = $(`${k}-status`);
     const result = $(`${k}-result`);
-    if (d.status === 'succeeded' && d.result) {
-      $<HTMLProgressElement>(`${k}-progress`).value = 1;
-      status.textContent = `100 % · done: ${d.progress?.total ?? '?'} steps in ${fmtEta(seconds)}`;
-      const url = await imageUrl(d.result.url);
-      $(`${k}-live-preview`).hidden = true;
-      result.replaceChildren(compareSlider(`${k}-compare`, beforeUrl, url, k),
-        resultActions(k, { download: { url, name: `${k}-${id.slice(0, 8)}.png` }, curl, runAgain: () => this.runAgain() }));
-    } else {
-      status.textContent = d.status;
-      if (d.error) showError($(`${k}-error`), new Error(`${d.error.type}: ${d.error.detail}`));
+    try {
+      if (d.status === 'succeeded' && d.result) {
+        $<HTMLProgressElement>(`${k}-progress`).value = 1;
+        status.textContent = `100 % · done: ${d.progress?.total ?? '?'} ${this.o.stepName ?? 'step'}s in ${fmtEta(seconds)}`;
+        const outcome: JobOutcome = { id, result: d.result, curl, runAgain: () => this.runAgain() };
+        $(`${k}-live-preview`).hidden = true;
+        result.replaceChildren(await (this.o.showResult ?? ((o) => this.imageResult(o, beforeUrl)))(outcome));
+      } else {
+        status.textContent = d.status;
+        if (d.error) showError($(`${k}-error`), new Error(`${d.error.type}: ${d.error.detail}`));
+      }
+    } catch (e) {
+      showError($(`${k}-error`), e);
     }
     void refreshGallery();
+  }
+
+  /** The default result: the picked image against the job's image, with download, curl and run again. */
+  private async imageResult(o: JobOutcome, beforeUrl: string | undefined): Promise<Node> {
+    const k = this.o.kind;
+    const url = await imageUrl(o.result.url);
+    return h('div', {}, beforeUrl ? compareSlider(`${k}-compare`, beforeUrl, url, k) : h('img', { src: url, alt: `${k}: result`, id: `${k}-result-img` }),
+      resultActions(k, { download: { url, name: `${k}-${o.id.slice(0, 8)}.png` }, curl: o.curl, runAgain: o.runAgain }));
   }
 
   private runAgain(): void {

@@ -7,11 +7,12 @@ import { renderModelList } from './models.js';
 import { classifyTab } from './tabs/classify.js';
 import { dreamTab } from './tabs/dream.js';
 import { filterTab } from './tabs/filter.js';
+import { finetuneTab } from './tabs/finetune.js';
 import { styleTab } from './tabs/style.js';
 import { type TaskTab, buildTabs } from './tabs.js';
 
 /** The tasks, in tab order. A new task is a module under tabs/ and one entry here. */
-const TABS: TaskTab[] = [classifyTab, filterTab, dreamTab, styleTab];
+const TABS: TaskTab[] = [classifyTab, filterTab, dreamTab, styleTab, finetuneTab];
 
 async function main(): Promise<void> {
   initImageWell();
