@@ -7,9 +7,9 @@ import { after, before, describe, it } from 'node:test';
 import { type Config, loadConfig } from '../src/config.js';
 import type { RawImage } from '../src/image/raw.js';
 import styleKind, { type StyleParams } from '../src/jobs/kinds/style.js';
-import type { JobContext } from '../src/jobs/kind.js';
+import { type JobContext, defineJobKind } from '../src/jobs/kind.js';
 import { runJobLocally } from '../src/jobs/local.js';
-import type { Progress } from '../src/jobs/runner.js';
+import { type Progress, runStepLoop } from '../src/jobs/runner.js';
 import { synthesizeModel } from '../src/models/synth.js';
 import { modelStamp, requireModel } from '../src/ops/grad-session.js';
 import { evaluateStyle, perLayerStyleWeight, styleSessions } from '../src/ops/style.js';
@@ -131,6 +131,23 @@ describe('style transfer: progressive schedule (VGG19 width 1/8, synthetic weigh
     const fixedLoss = fixed.opt.currentLoss() + fixed.offset;
     assert.ok(Math.abs(progLoss - (prog.opt.currentLoss() + prog.offset)) <= 1e-4 * progLoss, `the job's full-size loss ${prog.opt.currentLoss()} is the loss under full-size targets ${progLoss}`);
     assert.ok(progLoss <= fixedLoss, `progressive ${progLoss} vs fixed ${fixedLoss}`);
+  });
+
+  it('the runner weighs the ETA by the kind\'s step cost (the ¼-scale steps do not make it 16× too short)', async () => {
+    // A kind whose first step costs 1/16 and the other nine 1: after the first step the ETA is the time of
+    // that step per unit of cost times the cost left, 9 / (1/16) = 144 times the step (unweighted: 9 times).
+    const kind = defineJobKind<null, number>({
+      name: 'cost-probe', description: 'test', inputs: [], params: () => { throw new Error('unused'); }, totalSteps: () => 10,
+      init: () => 0, step: async (n) => { await new Promise((r) => setTimeout(r, 40)); return n + 1; },
+      stepCost: (_, step) => (step === 0 ? 1 / 16 : 1), finish: () => ({ data: Buffer.alloc(3), width: 1, height: 1, channels: 3 }),
+      serialize: () => ({ json: null }), deserialize: () => 0,
+    });
+    const events: Progress[] = [];
+    await runStepLoop({ kind, params: null, inputs: {}, ctx: { ...ctxFor(), services: undefined }, hooks: { onProgress: (p) => { events.push(p); } } });
+    const first = events[0]!;
+    const ratio = (first.eta_s! * 1000) / first.step_ms!;
+    assert.ok(Math.abs(ratio - 144) < 0.05 * 144, `ETA / step time after the cheap step: ${ratio}`);
+    assert.equal(events.at(-1)!.eta_s, 0);
   });
 
   it('resume from a checkpoint mid-scale and at a scale boundary gives the uninterrupted result; the checkpoint records the scale', async () => {
