@@ -12,6 +12,7 @@ import { IMAGE_GRAD, IMAGE_INPUT, buildForwardModel, buildGradientModel, scalarT
 import { RECIPES, addStyleLoss, addTargetOutputs } from '../ops/style.js';
 import type { Logger } from '../util/logger.js';
 import { startServerProcess } from './server-process.js';
+import { styleJob512 } from './style-job.js';
 import { mnistNet } from '../train/mnist-net.js';
 import { OrtTrainable } from '../train/ort-trainable.js';
 import { Prng } from '../util/prng.js';
@@ -164,6 +165,13 @@ const styleStep: Workload = {
   },
 };
 
+/** style_job_512: time to result of schedule=progressive against a fixed-resolution run (src/bench/style-job.ts). */
+const styleJob: Workload = {
+  name: 'style_job_512',
+  description: 'a default style job (keras recipe, L-BFGS, 40 evaluations) at 512x512 on synthetic VGG19: fixed-resolution time and loss, progressive time to reach that loss (median_ms), ratio',
+  run: (ctx) => styleJob512(ctx, () => benchModel(ctx, 'vgg19')),
+};
+
 /**
  * dream_step_512, as torch_peer.py: InceptionV3 → mixed7 on 1×3×512×512, loss Σ coeff·mean(act²) over
  * mixed4…mixed7 (1, 1.5, 2, 2.5; no border crop), backward to the image.
@@ -258,6 +266,7 @@ export const WORKLOADS: Workload[] = [
   forwardWorkload('classify_inception_v3', 'inception_v3', [1, 3, 299, 299], 'InceptionV3 with its classifier, 1x3x299x299, forward only'),
   httpClassify,
   styleStep,
+  styleJob,
   dreamStep,
   gradcam,
   mnistEpoch,

@@ -76,6 +76,11 @@ export interface JobKind<P = unknown, S = unknown> {
   step(state: S, ctx: StepContext<P>): Promise<S> | S;
   /** Numbers shown with progress (loss, content/style loss…), read after each step. */
   metrics?(state: S, params: P): Record<string, number>;
+  /**
+   * Relative cost of step `step` (0-based; default 1), when steps differ in cost (a style job's coarse scales):
+   * the ETA is the recent time per unit of cost times the cost of the steps left.
+   */
+  stepCost?(state: S, step: number): number;
   /** Progress message after each step (default `step k/N`). */
   message?(state: S, step: number, total: number): string;
 

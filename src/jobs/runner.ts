@@ -58,6 +58,9 @@ export async function runStepLoop(opts: LoopOptions): Promise<LoopOutcome> {
   const runMs = () => priorMs + (Date.now() - segmentStart);
   const limit = opts.wallClockMs ?? Number.POSITIVE_INFINITY;
   const timer = new StepTimer();
+  /** Time per unit of step cost (kind.stepCost), for the ETA. */
+  const unitTimer = new StepTimer();
+  const costOf = (st: unknown, i: number): number => kind.stepCost?.(st, i) ?? 1;
 
   let step = opts.resume?.step ?? 0;
   let state: unknown;
@@ -75,6 +78,7 @@ export async function runStepLoop(opts: LoopOptions): Promise<LoopOutcome> {
     if (signal.aborted) return { outcome: 'aborted', reason: signal.reason, state, step, runMs: runMs() };
     if (runMs() > limit) return { outcome: 'timed-out', step, runMs: runMs(), limitMs: limit };
     const t0 = performance.now();
+    const cost = costOf(state, step);
     try {
       state = await kind.step(state, { ...ctx, params, step, total });
     } catch (e) {
@@ -83,15 +87,20 @@ export async function runStepLoop(opts: LoopOptions): Promise<LoopOutcome> {
       throw e;
     }
     step++;
-    timer.add(performance.now() - t0);
+    const ms = performance.now() - t0;
+    timer.add(ms);
+    unitTimer.add(ms / cost);
     const mean = timer.mean();
+    let left = total - step;
+    if (kind.stepCost) { left = 0; for (let i = step; i < total; i++) left += costOf(state, i); }
+    const etaMs = left * unitTimer.mean()!;
     const progress: Progress = {
       step,
       total,
       fraction: total > 0 ? step / total : 1,
       message: kind.message?.(state, step, total) ?? `step ${step}/${total}`,
       metrics: kind.metrics?.(state, params) ?? {},
-      ...(mean !== undefined ? { step_ms: Math.round(mean * 100) / 100, eta_s: Math.round(((total - step) * mean) / 100) / 10 } : {}),
+      ...(mean !== undefined ? { step_ms: Math.round(mean * 100) / 100, eta_s: Math.round(etaMs / 100) / 10 } : {}),
     };
     await hooks.onProgress?.(progress);
     if (hooks.onPreview && previewsLeft > 0 && kind.previewAt?.(step, params)) {

@@ -9,7 +9,7 @@
 //   weighted style_weight with the per-layer normalisation 1/(4·N_l²·M_l²) (N_l channels, M_l = h_l·w_l);
 //   the same TV; weights as shared/bench/torch_peer.py (content 2.5e-8, style 1e-6, TV 1e-6).
 //
-// The loss graph: the installed model.onnx + loss nodes (Gram = Reshape [C, −1] · Transpose), differentiated
+// The loss graph: the installed model.onnx + loss nodes (Gram = Gemm(F, F, transB), F = Reshape [C, −1]), differentiated
 // with the autodiff. Targets (content activations, one Gram per style layer) and the three weights are graph
 // INPUTS, so one session per (model, recipe, layers) serves every image size, target and weighting. Targets
 // come from a forward-only session (the same layers, Grams computed in-graph) run once per job.
@@ -98,9 +98,13 @@ function channelsOf(b: GraphBuilder, spec: StyleLossSpec): (layer: string) => nu
   };
 }
 
+/**
+ * G = F·Fᵀ, F = the layer as [C, h·w]: one Gemm with transB, so neither the forward nor the backward holds a
+ * transposed copy of F (the autodiff's Gemm rule turns the two operand gradients into one product, (g + gᵀ)·F).
+ */
 function gram(b: GraphBuilder, layer: string, c: number, out?: string): string {
   const f = b.node('Reshape', [layer, b.ints([c, -1])]);
-  return b.node('MatMul', [f, b.node('Transpose', [f], { perm: [1, 0] })], {}, out ? { outputs: [out] } : {});
+  return b.node('Gemm', [f, f], { transB: 1 }, out ? { outputs: [out] } : {});
 }
 
 /** Σ over spatial dims of `v`'s shape product (h·w) as a float scalar. */

@@ -1,8 +1,11 @@
 // style: neural style transfer on any model by layer name (POST /v1/style, fields `content` (one) and
 // `style` (one or more)), in the model's own input space (ops/model-space.ts); VGG19's layers by default. One job step = one loss+gradient evaluation (for L-BFGS a line-search trial; an
 // L-BFGS iteration takes one evaluation when the unit step is accepted, which is the usual case after the
-// first few). Style targets (Gram matrices) and the content target are computed once in init() by a
-// forward-only session and kept in the job state (checkpoints carry them: resume does not recompute them).
+// first few). Style targets (Gram matrices) and the content target are computed by a forward-only session once
+// per scale (in init(), then when a step enters the next scale) and kept in the job state (checkpoints carry
+// them: resume does not recompute them). schedule=progressive (default from 512 rows) spends most evaluations
+// at ¼ and ½ of the output size (ops/style-schedule.ts); each scale restarts the optimiser from the previous
+// scale's result upsampled, with the targets recomputed at that scale.
 import { z } from 'zod';
 import type { Config } from '../../config.js';
 import type { Chw } from '../../image/chw.js';
@@ -16,6 +19,8 @@ import {
   RECIPES, type StyleLossSpec, type StyleTargets, blendLossOffset, computeTargets, evaluateStyle, perLayerStyleWeight,
   resolveStyleSpec, styleSessions,
 } from '../../ops/style.js';
+import { type ScaleStage, defaultSchedule, scalePlan, stageAt, stageCost } from '../../ops/style-schedule.js';
+import { type FullSizeImages, carryOver, stageImages } from '../../ops/style-stage.js';
 import { bytesOf, floatsOf } from '../../util/float-bytes.js';
 import { zBool } from '../../util/params.js';
 import { Prng } from '../../util/prng.js';
@@ -81,8 +86,11 @@ export function styleParamsSchema(config: Config) {
     style_scale: z.coerce.number().min(0.1).max(4).default(1),
     preserve_color: zBool.default(false),
     preview_every: z.coerce.number().int().min(0).max(config.maxJobIterations).default(10),
+    /** progressive: most evaluations at ¼ and ½ of the output size, then full size; default from 512 rows on. */
+    schedule: z.enum(['progressive', 'fixed']).optional(),
   }).strict().transform((p) => ({
     ...p,
+    schedule: p.schedule ?? defaultSchedule(p.size),
     content_weight: p.content_weight ?? RECIPES[p.recipe].weights.content,
     style_weight: p.style_weight ?? RECIPES[p.recipe].weights.style,
     tv_weight: p.tv_weight ?? RECIPES[p.recipe].weights.tv,
@@ -107,6 +115,8 @@ const StyleCheckpoint = z.object({
   offset: z.number(),
   last: z.object({ loss: z.number(), content: z.number(), style: z.number(), tv: z.number() }).nullable(),
   preserve_color: z.boolean(),
+  /** The stage of the schedule the image and targets belong to (absent in checkpoints before schedules: 0). */
+  stage: z.number().int().min(0).default(0),
   targets: z.object({ content_dims: dims, gram_dims: z.array(dims).min(1), blend_const: z.array(z.number()) }),
 });
 
@@ -123,6 +133,13 @@ interface State {
   preserveColor: boolean;
   space: ModelSpace;
   spec: StyleLossSpec;
+  /** The scales of the schedule and the one being optimised (h × w are its size). */
+  plan: ScaleStage[];
+  stage: number;
+  /** The images at the output size, which every scale is made from. */
+  full: FullSizeImages;
+  weights: number[];
+  minSide: number;
 }
 
 /** keras-io: nrows = size, ncols = int(width·size/height); capped by CONVSERVE_MAX_JOB_PIXELS (aspect kept). */
@@ -154,7 +171,7 @@ function checkSide(width: number, height: number, minSide: number, what: string,
   }
 }
 
-async function prepare(inputs: JobInputs, p: StyleParams, ctx: JobContext, space: ModelSpace, minSide: number): Promise<{ content: RawImage; contentX: Chw; styles: Chw[]; weights: number[] }> {
+async function prepare(inputs: JobInputs, p: StyleParams, ctx: JobContext, minSide: number): Promise<{ full: FullSizeImages; weights: number[] }> {
   const contentIn = toRgb(inputs.content![0]!);
   const { width, height } = workingSize(contentIn.width, contentIn.height, p.size, ctx.config.maxJobPixels);
   checkSide(width, height, minSide, 'working image', p.model);
@@ -170,8 +187,8 @@ async function prepare(inputs: JobInputs, p: StyleParams, ctx: JobContext, space
   const sh = Math.max(STYLE_MIN_SIZE, Math.round(height * p.style_scale));
   if (sw * sh > ctx.config.maxJobPixels) throw tooLarge('image-too-many-pixels', `style_scale ${p.style_scale} makes the style images ${sw}×${sh}, over CONVSERVE_MAX_JOB_PIXELS (${ctx.config.maxJobPixels}).`);
   checkSide(sw, sh, minSide, 'style images', p.model);
-  const styles = await Promise.all(styleIn.map(async (s) => space.toModel(await resizeRaw(toRgb(s), sw, sh, 'nearest'))));
-  return { content, contentX: space.toModel(content), styles, weights };
+  const styles = await Promise.all(styleIn.map((s) => resizeRaw(toRgb(s), sw, sh, 'nearest')));
+  return { full: { content, styles }, weights };
 }
 
 async function sessions(ctx: JobContext, p: StyleParams, spec: StyleLossSpec) {
@@ -199,9 +216,37 @@ function render(s: State): RawImage {
   return s.preserveColor ? keepChroma(toRgb(img), s.content) : img;
 }
 
+/** The image at the output size (a coarse scale's image is upsampled, for previews). */
+async function renderOutput(s: State): Promise<RawImage> {
+  const out = s.plan.at(-1)!;
+  return resizeRaw(render(s), out.width, out.height, 'linear');
+}
+
+type StageSetup = Pick<State, 'c' | 'h' | 'w' | 'targets' | 'content' | 'offset' | 'stage'> & { contentX: Chw };
+
+/** The images and targets of stage `k` (forward runs at job priority). */
+async function setUpStage(s: Pick<State, 'plan' | 'full' | 'weights' | 'space' | 'spec' | 'minSide'>, k: number, p: StyleParams, ctx: JobContext): Promise<StageSetup> {
+  const stage = s.plan[k]!;
+  const { content, contentX, styles } = await stageImages(s.full, stage, s.space, s.minSide);
+  const { engine, targets: fwd } = await sessions(ctx, p, s.spec);
+  const { layerSizes, ...targets } = await computeTargets(engine, fwd, s.spec, contentX, styles, s.weights, ctx.signal);
+  return {
+    c: s.space.channels, h: contentX.h, w: contentX.w, targets, content, contentX, stage: k,
+    offset: blendLossOffset(p.recipe, targets, perLayerStyleWeight(s.spec, p.style_weight), contentX, layerSizes),
+  };
+}
+
+/** Enters stage `k`: targets at its scale, the optimiser restarted from the current image upsampled. */
+async function enterStage(s: State, k: number, p: StyleParams, ctx: JobContext): Promise<State> {
+  const next = await setUpStage(s, k, p, ctx);
+  const x0 = carryOver(s.opt.current(), s, s.plan[k]!);
+  const { contentX: _unused, ...rest } = next;
+  return { ...s, ...rest, opt: createOptimizer(p.optimizer, x0, learningRate(p, s.space)), last: null };
+}
+
 export default defineJobKind<StyleParams, State>({
   name: 'style',
-  description: 'Neural style transfer (keras-io recipe or Gatys et al.) on any model by layer name (VGG19 by default) with L-BFGS, Adam or SGD; several style images with blend weights; optional colour preservation. One step = one loss+gradient evaluation.',
+  description: 'Neural style transfer (keras-io recipe or Gatys et al.) on any model by layer name (VGG19 by default) with L-BFGS, Adam or SGD; several style images with blend weights; optional colour preservation; a fixed or progressive (¼ → ½ → full size) resolution schedule. One step = one loss+gradient evaluation.',
   inputs: [{ name: 'content', required: true, maxCount: 1 }, { name: 'style', required: true, maxCount: STYLE_MAX_IMAGES }],
   params: styleParamsSchema,
   totalSteps: (p) => p.iterations,
@@ -215,18 +260,18 @@ export default defineJobKind<StyleParams, State>({
 
   async init(inputs, p, ctx) {
     const { spec, space, minSide } = styleModel(gradServices(ctx.services), p);
-    const { content, contentX, styles, weights } = await prepare(inputs, p, ctx, space, minSide);
-    const { engine, targets: fwd } = await sessions(ctx, p, spec);
-    const { layerSizes, ...targets } = await computeTargets(engine, fwd, spec, contentX, styles, weights, ctx.signal);
+    const { full, weights } = await prepare(inputs, p, ctx, minSide);
+    const plan = scalePlan(full.content.width, full.content.height, p.iterations, p.schedule, minSide);
+    const base = { plan, full, weights, space, spec, minSide };
+    const { contentX, ...first } = await setUpStage(base, 0, p, ctx);
     const x0 = p.init === 'content' ? contentX : noise(contentX.h, contentX.w, p.seed, space);
-    return {
-      c: space.channels, h: contentX.h, w: contentX.w, opt: createOptimizer(p.optimizer, x0.data, learningRate(p, space)), targets, content,
-      offset: blendLossOffset(p.recipe, targets, perLayerStyleWeight(spec, p.style_weight), contentX, layerSizes),
-      last: null, preserveColor: p.preserve_color, space, spec,
-    };
+    return { ...base, ...first, opt: createOptimizer(p.optimizer, x0.data, learningRate(p, space)), last: null, preserveColor: p.preserve_color };
   },
-  async step(s, ctx) {
+  async step(state, ctx) {
     const p = ctx.params;
+    const k = stageAt(state.plan, ctx.step);
+    // The first step of a scale sets it up (deterministic, so a resume at a scale boundary does the same).
+    const s = k > state.stage ? await enterStage(state, k, p, ctx) : state;
     const { engine, grad } = await sessions(ctx, p, s.spec);
     const e = await evaluateStyle(engine, grad, s.opt.point(), s.h, s.w, s.targets,
       { content: p.content_weight, style: p.style_weight, tv: p.tv_weight }, perLayerStyleWeight(s.spec, p.style_weight), ctx.signal);
@@ -234,13 +279,19 @@ export default defineJobKind<StyleParams, State>({
     s.opt.tell(e.loss, e.grad);
     return { ...s, last: { loss: e.loss + s.offset, content: e.content, style: e.style + s.offset, tv: e.tv } };
   },
+  stepCost: (s, step) => stageCost(s.plan, stageAt(s.plan, step)),
   metrics: (s): Record<string, number> => {
     if (!s.last) return {};
     const best = s.opt.currentLoss();
-    return { loss: s.last.loss, content: s.last.content, style: s.last.style, tv: s.last.tv, ...(Number.isFinite(best) ? { best: best + s.offset } : {}), iterations: s.opt.iterations };
+    return {
+      loss: s.last.loss, content: s.last.content, style: s.last.style, tv: s.last.tv, ...(Number.isFinite(best) ? { best: best + s.offset } : {}), iterations: s.opt.iterations,
+      ...(s.plan.length > 1 ? { scale: s.plan[s.stage]!.scale } : {}),
+    };
   },
+  message: (s, step, total) => (s.plan.length > 1 ? `scale ${s.stage + 1}/${s.plan.length} (${s.w}×${s.h}): step ${step}/${total}` : `step ${step}/${total}`),
   previewAt: (step, p) => p.preview_every > 0 && step % p.preview_every === 0,
-  finish: (s) => render(s),
+  preview: (s) => renderOutput(s),
+  finish: (s) => renderOutput(s),
 
   serialize(s) {
     const o = s.opt.serialize();
@@ -250,7 +301,7 @@ export default defineJobKind<StyleParams, State>({
     s.targets.grams.forEach((g, i) => { buffers[`gram_${i}`] = bytesOf(g.data); });
     return {
       json: {
-        c: s.c, h: s.h, w: s.w, opt: o.json, offset: s.offset, last: s.last, preserve_color: s.preserveColor,
+        c: s.c, h: s.h, w: s.w, opt: o.json, offset: s.offset, last: s.last, preserve_color: s.preserveColor, stage: s.stage,
         targets: { content_dims: s.targets.content.dims, gram_dims: s.targets.grams.map((g) => g.dims), blend_const: s.targets.blendConst },
       },
       buffers,
@@ -260,17 +311,21 @@ export default defineJobKind<StyleParams, State>({
     const ckpt = checkCheckpoint('style', StyleCheckpoint, data);
     const j = ckpt.json;
     const { spec, space, minSide } = styleModel(gradServices(ctx.services), p);
-    const { content } = await prepare(inputs, p, ctx, space, minSide);
+    const { full, weights } = await prepare(inputs, p, ctx, minSide);
+    const plan = scalePlan(full.content.width, full.content.height, p.iterations, p.schedule, minSide);
     if (j.c !== space.channels) throw invalidCheckpoint('style', `the image has ${j.c} channel(s), model '${p.model}' takes ${space.channels}`);
     if (j.targets.gram_dims.length !== spec.styleLayers.length) throw invalidCheckpoint('style', `${j.targets.gram_dims.length} Gram targets for ${spec.styleLayers.length} style layers`);
-    if (j.h !== content.height || j.w !== content.width) throw invalidCheckpoint('style', `the image is ${j.w}×${j.h}, where this job works at ${content.width}×${content.height}`);
+    const stage = plan[j.stage];
+    if (!stage) throw invalidCheckpoint('style', `it is at scale ${j.stage + 1}, where this job's schedule has ${plan.length}`);
+    if (j.h !== stage.height || j.w !== stage.width) throw invalidCheckpoint('style', `the image is ${j.w}×${j.h}, where this job works at ${stage.width}×${stage.height}`);
     if (j.opt.optimizer !== p.optimizer) throw invalidCheckpoint('style', `it was written by the ${j.opt.optimizer} optimiser, this job uses ${p.optimizer}`);
     const floats = (name: string, dims: number[]) => floatsOf(ckpt.buffer(name, dims.reduce((a, b) => a * b, 1) * Float32Array.BYTES_PER_ELEMENT));
     if (j.targets.blend_const.length !== j.targets.gram_dims.length) throw invalidCheckpoint('style', `${j.targets.gram_dims.length} Gram targets but ${j.targets.blend_const.length} blend constants`);
     floats('opt_x', [j.c, j.h, j.w]); // the optimiser's point is the image being optimised
+    const { content } = await stageImages(full, stage, space, minSide);
     return {
       c: j.c, h: j.h, w: j.w, opt: deserializeOptimizer({ json: j.opt, buffers: ckpt.buffersWithPrefix('opt_') }), content, offset: j.offset, last: j.last, preserveColor: j.preserve_color,
-      space, spec,
+      space, spec, plan, stage: j.stage, full, weights, minSide,
       targets: {
         content: { dims: j.targets.content_dims, data: floats('content_target', j.targets.content_dims) },
         grams: j.targets.gram_dims.map((dims, i) => ({ dims, data: floats(`gram_${i}`, dims) })),

@@ -46,15 +46,22 @@ const gemmVjp: Vjp = (args) => {
   const tB = num(a.transB, 0);
   const f = (v: number): { float: number } => ({ float: v });
   const out: (string | undefined)[] = [undefined, undefined, undefined];
-  if (need[0]) {
-    out[0] = tA
-      ? ctx.op('Gemm', [B!, g], { alpha: f(alpha), transA: tB, transB: 1 })
-      : ctx.op('Gemm', [g, B!], { alpha: f(alpha), transB: tB ? 0 : 1 });
-  }
-  if (need[1]) {
-    out[1] = tB
-      ? ctx.op('Gemm', [g, A!], { alpha: f(alpha), transA: 1, transB: tA })
-      : ctx.op('Gemm', [A!, g], { alpha: f(alpha), transA: tA ? 0 : 1 });
+  if (A === B && need[0] && tA !== tB) {
+    // A Gram matrix (X·Xᵀ or Xᵀ·X): the two operand gradients g·X + gᵀ·X (resp. X·gᵀ + X·g) are one product
+    // with the symmetrised g, a C×C sum instead of a second GEMM over X and a C×HW sum.
+    const sym = ctx.op('Add', [g, ctx.op('Transpose', [g], { perm: [1, 0] })]);
+    out[0] = tB ? ctx.op('Gemm', [sym, A!], { alpha: f(alpha) }) : ctx.op('Gemm', [A!, sym], { alpha: f(alpha) });
+  } else {
+    if (need[0]) {
+      out[0] = tA
+        ? ctx.op('Gemm', [B!, g], { alpha: f(alpha), transA: tB, transB: 1 })
+        : ctx.op('Gemm', [g, B!], { alpha: f(alpha), transB: tB ? 0 : 1 });
+    }
+    if (need[1]) {
+      out[1] = tB
+        ? ctx.op('Gemm', [g, A!], { alpha: f(alpha), transA: 1, transB: tA })
+        : ctx.op('Gemm', [A!, g], { alpha: f(alpha), transA: tA ? 0 : 1 });
+    }
   }
   if (C && need[2]) {
     const gc = beta === 1 ? g : ctx.op('Mul', [g, ctx.scalar(beta)]);
