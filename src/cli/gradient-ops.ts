@@ -109,6 +109,7 @@ export function registerGradientOpCommands(program: Command): void {
     .option('--optimizer <o>', 'lbfgs (default) | adam | sgd')
     .option('--iterations <n>', 'loss+gradient evaluations (default 40)')
     .option('--size <rows>', 'working image rows (default 400; columns keep the aspect)')
+    .option('--schedule <s>', 'progressive (¼ → ½ → full size; the default from 512 rows) | fixed')
     .option('--content-weight <w>', 'content weight (default 2.5e-8)')
     .option('--style-weight <w>', 'style weight (default 1e-6)')
     .option('--tv-weight <w>', 'total-variation weight (default 1e-6)')
@@ -125,7 +126,7 @@ export function registerGradientOpCommands(program: Command): void {
     .action(async (content: string, styles: string[], opts: Record<string, unknown> & CommonOpts) => {
       const params = {
         ...pick(opts, {
-          model: 'model', recipe: 'recipe', optimizer: 'optimizer', iterations: 'iterations', size: 'size', contentWeight: 'content_weight', styleWeight: 'style_weight',
+          model: 'model', recipe: 'recipe', optimizer: 'optimizer', iterations: 'iterations', size: 'size', schedule: 'schedule', contentWeight: 'content_weight', styleWeight: 'style_weight',
           tvWeight: 'tv_weight', styleWeights: 'style_weights', styleScale: 'style_scale', init: 'init', seed: 'seed', lr: 'lr', preserveColor: 'preserve_color', previewEvery: 'preview_every',
         }),
         ...extraParams(opts.param),
