@@ -8,8 +8,7 @@
 //   costs about one forward pass, nothing below A is differentiated — and the map ReLU(Σ_k mean(dS/dA_k)·A_k)
 //   is computed in-graph;
 // - the input-gradient graph (saliency, integrated gradients, SmoothGrad): d score / d image, reduced in-graph
-//   over the batch rows so a run returns one [1,C,H,W] sum and one [H,W] saliency sum instead of every row
-//   (integrated gradients fetches the rows themselves: its quadrature weights are only known at the end).
+//   over the batch rows so a run returns one [1,C,H,W] sum and one [H,W] saliency sum instead of every row.
 //
 // Both graphs take the same extra inputs: `explain_class` (a scalar class index; −1 = the top class of row 0)
 // and `explain_weight` (one weight per batch row; the loss is Σ_n weight_n · score_n, so a weight-0 row — the
@@ -37,8 +36,6 @@ export const CAM = 'explain_cam';
 /** Σ over rows of d score / d image [1,C,H,W], and Σ over rows of max_c |d score / d image| [H,W]. */
 export const GRAD_SUM = 'explain_grad_sum';
 export const SALIENCY_SUM = 'explain_saliency_sum';
-/** d score / d image of every row [N,C,H,W] (weighted like the loss): integrated gradients weighs the rows itself. */
-export const GRAD_ROWS = 'explain_grad_rows';
 /** The graph input that replaces the Grad-CAM layer for its consumers. */
 const CUT = 'explain_layer_act';
 
@@ -187,8 +184,7 @@ export function buildInputGradientModel(modelPath: string, input: string, output
   const grad = appendGradients(b, { loss, wrt: [input], opset })[input]!;
   reduce(b, 'ReduceSum', grad, [0], 1, opset, GRAD_SUM);
   reduce(b, 'ReduceSum', reduce(b, 'ReduceMax', b.node('Abs', [grad]), [1], 0, opset), [0], 0, opset, SALIENCY_SUM);
-  b.node('Identity', [grad], {}, { outputs: [GRAD_ROWS] });
-  return finish(model, b, [GRAD_SUM, SALIENCY_SUM, GRAD_ROWS, SCORES, CLASS_INDEX, output], modelPath, opset, weights);
+  return finish(model, b, [GRAD_SUM, SALIENCY_SUM, SCORES, CLASS_INDEX, output], modelPath, opset, weights);
 }
 
 export type GraphKind = { kind: 'gradcam'; layer: string } | { kind: 'input' };

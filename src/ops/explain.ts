@@ -4,10 +4,9 @@
 // - gradcam (default): map = ReLU(Σ_k α_k A_k) at the layer's resolution, α_k = spatial mean of d score / d A_k,
 //   not normalised. One engine run; the gradient reaches the layer and nothing below it (explain-graphs.ts).
 // - saliency: max over channels of |d score / d input| at the model's input resolution. One run.
-// - integrated-gradients: attribution = (x − x′) · ∫₀¹ ∇score(x′ + α(x − x′)) dα (`steps` gradient evaluations
-//   placed by PathRule, explain-maps.ts: midpoint nodes, then bisections where the rule misses the score's own
-//   change most), map = Σ over channels; completeness = {Σ attributions, score(x) − score(x′)}. Baseline x′ =
-//   a black picture or the image blurred (σ = 10 % of the longer input side).
+// - integrated-gradients: attribution = (x − x′) · ∫₀¹ ∇score(x′ + α(x − x′)) dα (midpoint rule, `steps`
+//   points), map = Σ over channels; completeness = {Σ attributions, score(x) − score(x′)}. Baseline x′ = a black
+//   picture or the image blurred (σ = 10 % of the longer input side).
 // - smoothgrad: the mean over `samples` noisy copies (σ = noise · input range) of the saliency map.
 //
 // score = the class's pre-softmax logit when the model ends in a Softmax, else its output value. Batch rows of
@@ -20,10 +19,10 @@ import { type Labels, type Manifest, readLabels } from '../models/manifest.js';
 import type { ModelEntry, ModelRegistry } from '../models/registry.js';
 import { badRequest, notFound, unavailable, unprocessable } from '../util/problem.js';
 import {
-  CAM, CLASS_INDEX, CLASS_INPUT, GRAD_ROWS, type GraphKind, SALIENCY_SUM, SCORES, WEIGHT_INPUT,
+  CAM, CLASS_INDEX, CLASS_INPUT, GRAD_SUM, type GraphKind, SALIENCY_SUM, SCORES, WEIGHT_INPUT,
   type ExplainModelRef, explainSession, installedModelFacts,
 } from './explain-graphs.js';
-import { NoiseSource, PathRule, attributionMap, gaussianBlur, maxOf, valueRange, writeInterpolated } from './explain-maps.js';
+import { NoiseSource, attributionMap, gaussianBlur, integrationAlphas, maxOf, valueRange, writeInterpolated } from './explain-maps.js';
 import { modelStamp } from './grad-session.js';
 import type { Chw } from '../image/chw.js';
 import { type InvertMode, toInputTensor } from '../image/preprocess.js';
@@ -201,8 +200,7 @@ export async function explain(deps: ExplainDeps, input: ExplainInput): Promise<E
   const picture = geom.channels === 3 ? toRgb(input.image) : input.image;
   const resized = await resizeForModel(picture, geom, s.resize);
   const x: Chw = { data: new Float32Array(geom.channels * geom.height * geom.width), c: geom.channels, h: geom.height, w: geom.width };
-  // The model's channel count, not the preprocessing's: an imported grey model may use rescale:… (no channel count of its own).
-  toInputTensor(resized, manifest.preprocessing, x.data, 0, { invert: input.invert, channels: geom.channels === 1 ? 1 : 3 });
+  toInputTensor(resized, manifest.preprocessing, x.data, 0, { invert: input.invert });
 
   const kind: GraphKind = s.method === 'gradcam' ? { kind: 'gradcam', layer } : { kind: 'input' };
   const key = await explainSession(deps.engine, ref, kind);
@@ -232,56 +230,26 @@ export async function explain(deps: ExplainDeps, input: ExplainInput): Promise<E
     const map = Float32Array.from(r.sum, (v) => v / s.samples);
     return { ...base, class: classOf(r.classIndex, r.probs), width: x.w, height: x.h, map, max: maxOf(map) };
   }
-  // Integrated gradients. The first run also carries the image and the baseline (weight 0): their scores give
-  // the delta and the rule's end values.
+  // Integrated gradients. Rows 0 and 1 (weight 0) are the image and the baseline: their scores give the delta.
   const baseline = s.baseline === 'black' ? blackInput(manifest, geom) : gaussianBlur(x, 0.1 * Math.max(x.h, x.w));
-  const ig = await integrate(runner, x, baseline, s.steps, cls);
-  const { map, sum } = attributionMap(x, baseline, ig.integral);
+  const alphas = integrationAlphas(s.steps);
+  const r = await runner.sum(2 + s.steps, GRAD_SUM, cls, (dst, slot, row) => {
+    if (row === 0) dst.set(x.data, slot * x.data.length);
+    else if (row === 1) dst.set(baseline, slot * x.data.length);
+    else writeInterpolated(dst, slot, x.data, baseline, alphas[row - 2]!);
+  }, (row) => (row < 2 ? 0 : 1));
+  const { map, sum } = attributionMap(x, baseline, r.sum, s.steps);
   return {
-    ...base, class: classOf(ig.classIndex, ig.probs), width: x.w, height: x.h, map, max: maxOf(map),
-    completeness: { sum, delta: ig.delta },
+    ...base, class: classOf(r.classIndex, r.probs), width: x.w, height: x.h, map, max: maxOf(map),
+    completeness: { sum, delta: r.scores[0]! - r.scores[1]! },
   };
-}
-
-/** Rows per adaptive round of the path rule: small rounds let each bisection see the previous ones. */
-const ROUND = 4;
-
-async function integrate(runner: RowRunner, x: Chw, baseline: Float32Array, steps: number, cls: number): Promise<{ integral: Float64Array; delta: number; classIndex: number; probs: Float32Array }> {
-  const len = x.data.length;
-  const per = runner.rowsPerRun;
-  const rule = new PathRule(steps, Math.min(per, ROUND));
-  const diff = Float64Array.from(x.data, (v, i) => v - baseline[i]!);
-  let first: { classIndex: number; probs: Float32Array; delta: number } | undefined;
-  while (!rule.done) {
-    const ends = first ? 0 : 2;
-    const alphas = rule.next(Math.max(1, per - ends));
-    if (alphas.length === 0) break;
-    const n = ends + alphas.length;
-    const data = new Float32Array(n * len);
-    if (!first) { data.set(x.data, 0); data.set(baseline, len); }
-    alphas.forEach((a, k) => writeInterpolated(data, ends + k, x.data, baseline, a));
-    const weights = Float32Array.from({ length: n }, (_, i) => (i < ends ? 0 : 1));
-    const r = await runner.runRows(data, n, weights, first ? first.classIndex : cls, [GRAD_ROWS]);
-    if (!first) {
-      first = { classIndex: r.classIndex, probs: r.probs, delta: r.scores[0]! - r.scores[1]! };
-      rule.setEnds(r.scores[1]!, r.scores[0]!);
-    }
-    const grads = r.outputs[GRAD_ROWS]!.data;
-    alphas.forEach((a, k) => {
-      const grad = grads.slice((ends + k) * len, (ends + k + 1) * len);
-      let slope = 0;
-      for (let i = 0; i < len; i++) slope += grad[i]! * diff[i]!;
-      rule.add(a, r.scores[ends + k]!, grad, slope);
-    });
-  }
-  return { integral: rule.integral(), delta: first!.delta, classIndex: first!.classIndex, probs: first!.probs };
 }
 
 /** The model input of an all-black picture (the usual integrated-gradients baseline; 0 ink for MNIST models). */
 function blackInput(manifest: Manifest, geom: Manifest['input']): Float32Array {
   const out = new Float32Array(geom.channels * geom.height * geom.width);
   const black: RawImage = { data: Buffer.alloc(geom.width * geom.height * geom.channels), width: geom.width, height: geom.height, channels: geom.channels };
-  toInputTensor(black, manifest.preprocessing, out, 0, { invert: 'false', channels: geom.channels === 1 ? 1 : 3 });
+  toInputTensor(black, manifest.preprocessing, out, 0, { invert: 'false' });
   return out;
 }
 
@@ -305,22 +273,12 @@ class RowRunner {
     return this.runPacked(data, n, Float32Array.from(weights), cls, fetch);
   }
 
-  /** Rows per engine run (PIXELS_PER_RUN input pixels). */
-  get rowsPerRun(): number {
-    return Math.max(1, Math.floor(PIXELS_PER_RUN / (this.x.h * this.x.w)));
-  }
-
-  /** One engine run of `n` packed rows. */
-  runRows(data: Float32Array, n: number, weights: Float32Array, cls: number, fetch: string[]): Promise<RowRun> {
-    return this.runPacked(data, n, weights, cls, fetch);
-  }
-
   /**
    * Runs `total` rows a few per engine run and sums the reduced output `fetch` over the runs (float64). The
    * class of the first run (the top class of row 0 when cls < 0) is used by every later run.
    */
   async sum(total: number, fetch: string, cls: number, write: (dst: Float32Array, slot: number, row: number) => void, weight: (row: number) => number): Promise<{ sum: Float64Array; classIndex: number; probs: Float32Array; scores: Float32Array }> {
-    const per = this.rowsPerRun;
+    const per = Math.max(1, Math.floor(PIXELS_PER_RUN / (this.x.h * this.x.w)));
     let acc: Float64Array | undefined;
     let first: RowRun | undefined;
     for (let start = 0; start < total; start += per) {
