@@ -94,21 +94,22 @@ describe('DeepDream', () => {
   });
 
   it('POST /v1/dream end to end: previews after each octave over SSE, result differs from the input, same seed → same bytes', async () => {
-    const png = await pngPattern(160, 150);
+    // 3 octaves at 1.4: the smallest is 110×107, the least at which mixed4…mixed7 keep a map once cropped by 2 px.
+    const png = await pngPattern(216, 210);
     const params = { octaves: 3, iterations: 3, seed: 11, step: 0.05 };
     const a = await runDream(png, params);
     const previews = a.events.filter((e) => e.event === 'preview');
     assert.equal(previews.length, 3, `one preview per octave: ${JSON.stringify(previews.map((p) => p.data))}`);
     assert.deepEqual(previews.map((p) => p.data.step), [3, 6, 9]);
     const firstPreview = await decodeRaw(Buffer.from(await (await fetch(`${svc.url}${previews[0]!.data.url}`)).arrayBuffer()));
-    assert.deepEqual([firstPreview.width, firstPreview.height], [81, 76]); // int(160/1.96), int(150/1.96)
+    assert.deepEqual([firstPreview.width, firstPreview.height], [110, 107]); // int(216/1.96), int(210/1.96)
     const progress = a.events.filter((e) => e.event === 'progress');
     assert.equal(progress.length, 9);
     assert.ok(progress.every((p) => typeof p.data.metrics.loss === 'number' && p.data.step_ms > 0));
 
     const out = await decodeRaw(a.result);
     const inp = await decodeRaw(png);
-    assert.deepEqual([out.width, out.height], [160, 150]);
+    assert.deepEqual([out.width, out.height], [216, 210]);
     let diff = 0;
     for (let i = 0; i < out.data.length; i++) diff += Math.abs(out.data[i]! - inp.data[i]!);
     assert.ok(diff / out.data.length > 0.5, `mean |result − input| = ${diff / out.data.length}`);
@@ -118,13 +119,14 @@ describe('DeepDream', () => {
   });
 
   it('tiling: an image larger than one tile is processed tile by tile (random roll) and gives a full-size result', async () => {
-    const png = await pngPattern(230, 200);
+    // Tiles of 115×110 px: each at least the 107 px that mixed4…mixed7 need.
+    const png = await pngPattern(230, 220);
     const { events, result } = await runDream(png, { octaves: 1, iterations: 2, tile_size: 160, seed: 2, step: 0.05 });
     const progress = events.filter((e) => e.event === 'progress');
     assert.equal(progress.at(-1)!.data.metrics.tiles, 4, '2×2 tiles of ≤ 160 px');
     const out = await decodeRaw(result);
     const inp = await decodeRaw(png);
-    assert.deepEqual([out.width, out.height], [230, 200]);
+    assert.deepEqual([out.width, out.height], [230, 220]);
     let diff = 0;
     for (let i = 0; i < out.data.length; i++) diff += Math.abs(out.data[i]! - inp.data[i]!);
     assert.ok(diff / out.data.length > 0.2, `mean |result − input| = ${diff / out.data.length}`);

@@ -79,15 +79,18 @@ describe('engine (ORT in worker threads)', () => {
   });
 
   it('a run over the time limit answers 503 and the worker is replaced without killing the process', async () => {
-    const strict = new Engine({ workers: 1, threads: 1, taskTimeoutMs: 30, logger });
+    // The slow run (24 convolutions 8→8, 7×7, over 512×512: about 20 GFLOP) takes seconds on any machine; the
+    // limit leaves a tiny run room even on a loaded one (30 ms did not: the follow-up run timed out under load).
+    const strict = new Engine({ workers: 1, threads: 1, taskTimeoutMs: 250, logger });
     await strict.start();
     try {
       await strict.load('big', { path: big });
-      const slow = strict.run('big', { input: { dims: [1, 8, 384, 384], data: new Float32Array(8 * 384 * 384).fill(0.5) } });
+      const slow = strict.run('big', { input: { dims: [1, 8, 512, 512], data: new Float32Array(8 * 512 * 512).fill(0.5) } });
       await assert.rejects(slow, (e: unknown) => e instanceof ProblemError && e.status === 503 && e.slug === 'inference-timeout');
       assert.equal(strict.stats.workerRestarts, 1);
       const ok = await strict.run('big', { input: { dims: [1, 8, 4, 4], data: new Float32Array(8 * 16).fill(1) } });
       assert.deepEqual(ok.outputs.output!.dims, [1, 8, 4, 4]);
+      assert.equal(strict.stats.workerRestarts, 1, 'the replacement worker served the next run');
     } finally {
       await strict.stop();
     }

@@ -8,9 +8,12 @@ import { fileURLToPath } from 'node:url';
 import { Engine } from '../src/engine/engine.js';
 import type { RawImage } from '../src/image/io.js';
 import { ModelRegistry } from '../src/models/registry.js';
+import { kerasToOnnx } from '../src/models/keras/to-onnx.js';
 import { synthesizeModel } from '../src/models/synth.js';
 import { logger } from '../src/util/logger.js';
 import { tfReady } from './explain-oracle.js';
+import { tinyConvNet, writeConvertedModel } from './helpers/model-folder.js';
+import { randomizeWeights, tf, toKerasImport } from './helpers/tfjs-keras.js';
 
 export const WIDTH = 1 / 8;
 
@@ -24,18 +27,22 @@ export interface ExplainBench {
 
 /**
  * A temp models folder with synthetic VGG19 and InceptionV3 (width 1/8, with their classifiers, seed 42 — the
- * weights synthesizeKerasWeights gives the oracles) and a copy of the committed MNIST convnet, a one-worker
- * engine, and the tfjs CPU backend.
+ * weights synthesizeKerasWeights gives the oracles), a copy of the committed MNIST convnet and an imported
+ * model ('tiny-grey': a seeded tfjs-layers convnet with a tanh layer and a softmax top, 24×24 grey, converted
+ * by the Keras → ONNX converter), a one-worker engine, and the tfjs CPU backend.
  */
 export async function explainBench(prefix: string): Promise<ExplainBench> {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   await synthesizeModel('vgg19', { modelsDir: dir, name: 'vgg19', width: WIDTH, includeTop: true });
   await synthesizeModel('inception_v3', { modelsDir: dir, name: 'inception_v3', width: WIDTH, includeTop: true });
   cpSync(fileURLToPath(new URL('../models/mnist-cnn', import.meta.url)), join(dir, 'mnist-cnn'), { recursive: true });
+  await tfReady();
+  const grey = tinyConvNet(tf, 1);
+  randomizeWeights(grey, 12);
+  writeConvertedModel(dir, kerasToOnnx(toKerasImport(grey)), { name: 'tiny-grey', preprocessing: 'rescale:1/255' });
   const registry = new ModelRegistry({ modelsDir: dir });
   const engine = new Engine({ workers: 1, threads: 2, taskTimeoutMs: 300_000, logger });
   await engine.start();
-  await tfReady();
   return {
     dir, engine, registry,
     modelPath: (name) => join(dir, name, 'model.onnx'),
@@ -74,6 +81,16 @@ export function digit(): RawImage {
     data[y * 28 + x] = Math.max(0, Math.round(255 * (1 - Math.abs(r - 8) / 3)));
   }
   return { data, width: 28, height: 28, channels: 1 };
+}
+
+/** A grey picture at the imported model's 24×24 input: a soft blob and a bar on a dim ramp. */
+export function greyPicture(side = 24): RawImage {
+  const data = Buffer.alloc(side * side);
+  for (let y = 0; y < side; y++) for (let x = 0; x < side; x++) {
+    const blob = 200 * Math.exp(-((x - 8) ** 2 + (y - 9) ** 2) / 18);
+    data[y * side + x] = Math.min(255, Math.round(3 * x + blob + (x >= 15 && x <= 17 && y > 4 ? 150 : 0)));
+  }
+  return { data, width: side, height: side, channels: 1 };
 }
 
 /** The model input, computed here from the Keras preprocessing definitions (caffe: BGR − means; tf: v/127.5 − 1; mnist: v/255). */

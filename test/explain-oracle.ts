@@ -109,6 +109,7 @@ export class OnnxInTf {
           break;
         }
         case 'Relu': y = tf.relu(ins[0]!); break;
+        case 'Tanh': y = tf.tanh(ins[0]!); break;
         case 'Identity': y = ins[0]!; break;
         case 'MaxPool': {
           if ((a.pads ?? [0]).some((p: number) => p !== 0)) throw new Error('oracle: padded MaxPool');

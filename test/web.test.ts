@@ -138,7 +138,7 @@ describe('web page (Chromium)', () => {
     await page.locator('#dream-p-octaves').fill('2');
     await page.locator('#dream-p-iterations').fill('3');
     await page.locator('#dream-size').selectOption('256');
-    await page.locator('#dream-p-max_size').fill('160');
+    await page.locator('#dream-p-max_size').fill('240');
     await page.locator('#dream-submit').click();
     await page.waitForFunction(() => (document.getElementById('dream-progress') as HTMLProgressElement).value > 0 || !document.getElementById('dream-error')!.hidden, undefined, { timeout: 60_000 });
     assert.ok(await page.locator('#dream-error').isHidden(), await page.locator('#dream-error').textContent() ?? '');

@@ -164,17 +164,16 @@ export class Engine extends EventEmitter {
     clearInterval(this.idleTimer);
     this.emit('stop');
     for (const t of this.queue.drain()) t.reject(unavailable('engine-stopped', 'The inference engine is shutting down.'));
-    // Terminating a worker inside a native ORT call (start-up, create or run) aborts the whole process:
-    // wait until each worker is up and has no request outstanding, bounded by the task timeout.
+    // Terminating a worker inside a native ORT call (start-up, create or run) aborts the whole process
+    // (EngineWorker.close): let each worker finish its task, bounded by the task timeout. A worker still inside
+    // a native call after that (a timed-out run still computing) is closed when the call returns.
     const deadline = Date.now() + this.opts.taskTimeoutMs;
     await Promise.all([...this.workers, ...this.retiring].map(async (w) => {
-      // A worker still starting up is inside onnxruntime's native initialisation: let it finish first.
+      while (w.busy && !w.dead && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([w.ready.catch(() => undefined), new Promise((r) => { timer = setTimeout(r, Math.max(0, deadline - Date.now())); })]);
+      const closed = await Promise.race([w.close().then(() => true), new Promise<false>((r) => { timer = setTimeout(() => r(false), Math.max(0, deadline - Date.now())); })]);
       clearTimeout(timer);
-      while ((w.busy || w.pending.size > 0) && !w.dead && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      w.dead = true;
-      await w.thread.terminate();
+      if (!closed) this.opts.logger.warn({ worker: w.index }, 'engine stopped; a worker still inside a native ORT call exits when the call returns');
     }));
   }
 
@@ -320,11 +319,10 @@ export class Engine extends EventEmitter {
       clearTimeout(timer);
       if (session) session.lastUsed = performance.now();
       w.busy = false;
-      if (w.retired && !w.dead) {
+      if (w.retired) {
         // Its late run has returned: now it can be terminated safely.
-        w.dead = true;
         this.retiring.delete(w);
-        void w.thread.terminate();
+        void w.close();
       }
       setImmediate(() => this.dispatch());
     }

@@ -117,6 +117,7 @@ export class JobAdmission {
     const files: AdmittedJob['files'] = [];
     const inputs: JobRecord['inputs'] = [];
     let pixels = 0;
+    const sizes: Record<string, { width: number; height: number }[]> = {};
     const maxPixels = Math.min(config.maxInputPixels, kind.maxInputPixels?.(config) ?? Number.POSITIVE_INFINITY);
     for (const field of kind.inputs) {
       const mine = images.filter((i) => i.field === field.name);
@@ -126,6 +127,7 @@ export class JobAdmission {
         const meta = await probeImage(img.bytes, { maxInputPixels: maxPixels, decodeTimeoutMs: config.decodeTimeoutMs });
         const format = String(meta.format);
         pixels += (meta.width ?? 0) * (meta.height ?? 0);
+        (sizes[field.name] ??= []).push({ width: meta.width ?? 0, height: meta.height ?? 0 });
         const file = `inputs/${field.name}-${i}.${EXT[format] ?? 'bin'}`;
         files.push({ file, bytes: img.bytes });
         inputs.push({ field: field.name, file, content_type: CT[format] ?? 'application/octet-stream', bytes: img.bytes.length });
@@ -133,6 +135,7 @@ export class JobAdmission {
     }
     const stray = images.find((i) => !kind.inputs.some((f) => f.name === i.field));
     if (stray) throw badRequest('unexpected-field', `Unexpected file field '${stray.field}'. Job kind '${kind.name}' accepts: ${kind.inputs.map((f) => f.name).join(', ')}.`);
+    kind.checkInputs?.(params, sizes, config, this.deps.services);
     const record: JobRecord = {
       id: randomUUID(),
       kind: kind.name,

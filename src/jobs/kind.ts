@@ -71,6 +71,12 @@ export interface JobKind<P = unknown, S = unknown> {
    * named layers); throws a ProblemError, which is the submission's answer. Optional; init must check again.
    */
   check?(params: P, services: JobServices | undefined): void;
+  /**
+   * Checks the input images' sizes (read from their headers; by file field) before the job is accepted, e.g.
+   * that the image is large enough for the model; throws a ProblemError, the submission's answer. Optional;
+   * init must check again.
+   */
+  checkInputs?(params: P, images: Record<string, { width: number; height: number }[]>, config: Config, services: JobServices | undefined): void;
   init(inputs: JobInputs, params: P, ctx: JobContext): Promise<S> | S;
   /** One iteration. Must not mutate `state` in a way that breaks it if the step is abandoned (return a new state or finish mutation before resolving). */
   step(state: S, ctx: StepContext<P>): Promise<S> | S;

@@ -110,11 +110,43 @@ export function octaveShapes(h: number, w: number, octaves: number, scale: numbe
   return shapes;
 }
 
-/** 422 `image-too-small` unless the smallest octave is at least minSide (what `model` needs) on each side. */
-export function checkOctaves(h: number, w: number, octaves: number, scale: number, minSide: number, model = 'InceptionV3'): void {
+/** keras-io's border crop: 2 px cut from each side of every activation before its loss term. */
+export const DREAM_CROP = 2;
+
+/** The shortest image side whose smallest octave (int(side / scale^(octaves−1))) is still at least `minSide`. */
+export function minImageSide(minSide: number, octaves: number, scale: number): number {
+  let side = Math.max(1, Math.floor(minSide * scale ** (octaves - 1)) - 1);
+  while (octaveShapes(side, side, octaves, scale)[0]![0] < minSide) side++;
+  return side;
+}
+
+/**
+ * 422 `image-too-small` unless the smallest octave is at least minSide (what `model`'s dream layers need, the
+ * activation crop included) on each side. Without it a too-small image would not fail: its cropped maps are
+ * empty, the loss and gradient are 0 and every step silently leaves the image as it was.
+ */
+export function checkOctaves(h: number, w: number, octaves: number, scale: number, minSide: number, model = 'InceptionV3', layers?: string[]): void {
   const [sh, sw] = octaveShapes(h, w, octaves, scale)[0]!;
   if (Math.min(sh, sw) < minSide) {
-    throw unprocessable('image-too-small', `The smallest octave would be ${sw}×${sh}; ${model} needs at least ${minSide}×${minSide}. Use a larger image, fewer octaves or a smaller octave_scale (the image needs a short side of at least ${Math.ceil(minSide * scale ** (octaves - 1))} px).`);
+    const need = minImageSide(minSide, octaves, scale);
+    const which = layers ? `the layers ${layers.join(', ')} of ${model} need` : `${model} needs`;
+    throw unprocessable('image-too-small', `The smallest octave would be ${sw}×${sh}; ${which} at least ${minSide}×${minSide} (keras-io crops ${DREAM_CROP} px from each side of every activation). Use a larger image, fewer octaves or a smaller octave_scale: with ${octaves} octave${octaves > 1 ? 's' : ''} at scale ${scale} the image needs a short side of at least ${need} px.`, {
+      min_side: minSide, min_image_side: need, octaves, octave_scale: scale, ...(layers ? { layers } : {}),
+    });
+  }
+}
+
+/**
+ * 422 `tile-too-small` when tiling would cut an octave into a tile narrower than minSide: that tile's cropped
+ * maps would be empty and it would silently take no part in the dream. Tiles are at least about tile_size/2.
+ */
+export function checkTiles(h: number, w: number, octaves: number, scale: number, tileSize: number, minSide: number, model = 'InceptionV3'): void {
+  for (const [oh, ow] of octaveShapes(h, w, octaves, scale)) {
+    const smallest = Math.min(...[oh, ow].flatMap((n) => tileRanges(n, tileSize).map(([a, b]) => b - a)));
+    if (smallest < minSide) {
+      const need = 2 * minSide + 2;
+      throw unprocessable('tile-too-small', `tile_size ${tileSize} cuts the ${ow}×${oh} octave into tiles as narrow as ${smallest} px; ${model} needs at least ${minSide}×${minSide}. Use tile_size ≥ ${need}.`, { min_side: minSide, min_tile_size: need });
+    }
   }
 }
 

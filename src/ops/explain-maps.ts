@@ -38,9 +38,19 @@ export function gaussianBlur(x: Chw, sigma: number): Float32Array {
 }
 
 /**
- * Integration points of integrated gradients: the midpoint rule, α_k = (k + ½)/steps for k = 0…steps−1. It uses
- * exactly `steps` gradient evaluations and, like the trapezoid rule, its error shrinks as 1/steps² on smooth
- * stretches of the path.
+ * Integration points of integrated gradients: the midpoint rule, α_k = (k + ½)/steps for k = 0…steps−1, exactly
+ * `steps` gradient evaluations.
+ *
+ * Why this rule (measured on the synthetic width-1/8 VGG19 from a black picture, 512 points along the path):
+ * the integrand ∇score · (x − x′) of a ReLU/max-pool network jumps wherever a unit switches, so often that it
+ * behaves like a random walk (its mean change over a step h grows as √h from h = 1/512 to 1/32). On such a
+ * function no rule has more than first order and the error at n points is luck of size σ/(n·√12): at 64 steps
+ * midpoint 3.1 %, right Riemann 0.05 %, trapezoid over 65 points 1.7 %; Gauss–Legendre's unequal weights only
+ * help smooth integrands. The midpoint rule is an open rule: it never evaluates the endpoints, where a black
+ * picture makes every max-pool window a tie and the gradient is not the path's (there g(0) = +0.45 against
+ * −0.36 just beside it). An adaptive rule that bisected the stretches where the trapezoid missed the score's
+ * own change brought completeness to 0.1 % but made the map itself worse (L2 error against a 512-step
+ * reference 0.14 against the midpoint rule's 0.11): it tuned the check, not the attributions, and was dropped.
  */
 export function integrationAlphas(steps: number): number[] {
   return Array.from({ length: steps }, (_, k) => (k + 0.5) / steps);

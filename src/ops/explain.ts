@@ -200,7 +200,8 @@ export async function explain(deps: ExplainDeps, input: ExplainInput): Promise<E
   const picture = geom.channels === 3 ? toRgb(input.image) : input.image;
   const resized = await resizeForModel(picture, geom, s.resize);
   const x: Chw = { data: new Float32Array(geom.channels * geom.height * geom.width), c: geom.channels, h: geom.height, w: geom.width };
-  toInputTensor(resized, manifest.preprocessing, x.data, 0, { invert: input.invert });
+  // The model's channel count, not the preprocessing's: an imported grey model may use rescale:… (no channel count of its own).
+  toInputTensor(resized, manifest.preprocessing, x.data, 0, { invert: input.invert, channels: geom.channels === 1 ? 1 : 3 });
 
   const kind: GraphKind = s.method === 'gradcam' ? { kind: 'gradcam', layer } : { kind: 'input' };
   const key = await explainSession(deps.engine, ref, kind);
@@ -249,7 +250,7 @@ export async function explain(deps: ExplainDeps, input: ExplainInput): Promise<E
 function blackInput(manifest: Manifest, geom: Manifest['input']): Float32Array {
   const out = new Float32Array(geom.channels * geom.height * geom.width);
   const black: RawImage = { data: Buffer.alloc(geom.width * geom.height * geom.channels), width: geom.width, height: geom.height, channels: geom.channels };
-  toInputTensor(black, manifest.preprocessing, out, 0, { invert: 'false' });
+  toInputTensor(black, manifest.preprocessing, out, 0, { invert: 'false', channels: geom.channels === 1 ? 1 : 3 });
   return out;
 }
 

@@ -10,7 +10,7 @@ import { getArchitecture, isArchitectureName } from '../models/architectures/ind
 import type { ModelEntry } from '../models/registry.js';
 import { type GraphProto, type TensorProto, decodeModel } from '../onnx/proto.js';
 import { unprocessable } from '../util/problem.js';
-import { type LayerRole, type ValueFacts, analyseGraph, minInputSide, roleOfOp } from './feature-maps.js';
+import { type LayerRole, type ValueFacts, analyseGraph, minInputSide, roleOfOp, spatialSides } from './feature-maps.js';
 import { modelStamp } from './grad-session.js';
 
 export type ReadyModel = ModelEntry & { modelPath: string };
@@ -30,8 +30,12 @@ export interface ModelLayers {
   /** Named layers that are not feature maps, with their shape (to say why they cannot be used). */
   otherLayers: Map<string, string>;
   source: 'manifest' | 'architecture' | 'graph';
-  /** Smallest input side at which every given layer still has a value (≥ 1×1). */
-  minSide(layers: string[]): number;
+  /**
+   * Smallest square input side at which every given layer still has a value (≥ 1×1) and, with `crop` > 0, each
+   * of them is wider than the border cropped from both sides (≥ 2·crop + 1), so a loss over the cropped maps is
+   * not empty.
+   */
+  minSide(layers: string[], crop?: number): number;
 }
 
 const CONV_CLASSES = new Set(['Conv2D', 'Convolution2D', 'DepthwiseConv2D', 'SeparableConv2D', 'Conv2DTranspose']);
@@ -96,18 +100,44 @@ function catalogue(entry: ReadyModel): ModelLayers {
     model: entry.name,
     ...found,
     source,
-    minSide(layers) {
-      // The architectures keep Keras' own minimum (InceptionV3 75, VGG19 32) whatever the layers.
-      if (arch) return arch.minSize;
-      const key = [...layers].sort().join(',');
+    minSide(layers, crop = 0) {
+      const key = `${[...layers].sort().join(',')}|${crop}`;
       let side = sides.get(key);
       if (side === undefined) {
-        side = minInputSide(graph, layers, facts) ?? m?.input.min_side ?? 1;
+        // The architectures keep Keras' own minimum (InceptionV3 75, VGG19 32) whatever the layers.
+        const exists = arch ? arch.minSize : minInputSide(graph, layers, facts) ?? m?.input.min_side ?? 1;
+        side = crop > 0 ? minSideForWidth(graph, layers, 2 * crop + 1, exists) : exists;
         sides.set(key, side);
       }
       return side;
     },
   };
+}
+
+/**
+ * The smallest square input side ≥ `from` at which every one of `layers` is at least `width` × `width` (binary
+ * search: the maps grow with the input); `from` when the propagation cannot follow the layers.
+ */
+function minSideForWidth(graph: GraphProto, layers: string[], width: number, from: number): number {
+  const fits = (n: number): boolean | undefined => {
+    const sides = spatialSides(graph, n, n);
+    let ok = true;
+    for (const l of layers) {
+      const s = sides.get(l);
+      if (!s) return undefined;
+      if (s[0] < width || s[1] < width) ok = false;
+    }
+    return ok;
+  };
+  const MAX = 8192;
+  if (fits(MAX) !== true) return from;
+  if (fits(from) === true) return from;
+  let lo = from + 1, hi = MAX;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (fits(mid) === true) hi = mid; else lo = mid + 1;
+  }
+  return lo;
 }
 
 const cache = new Map<string, ModelLayers>();

@@ -7,7 +7,7 @@ import type { Chw } from '../../image/chw.js';
 import { type RawImage, resizeRaw, toRgb } from '../../image/raw.js';
 import { fitSize } from '../../image/resize.js';
 import {
-  type DreamLayer, type DreamSettings, type DreamState, checkOctaves, dreamImage, dreamSession, dreamStep, engineTileRunner,
+  DREAM_CROP, type DreamLayer, type DreamSettings, type DreamState, checkOctaves, checkTiles, dreamImage, dreamSession, dreamStep, engineTileRunner,
   initialDreamState, octaveShapes, resolveDreamLayers,
 } from '../../ops/dream.js';
 import { type GradServices, gradServices, modelStamp, requireModel } from '../../ops/grad-session.js';
@@ -85,15 +85,24 @@ function dreamModel(services: GradServices, p: DreamParams): { entry: ReadyModel
   const entry = requireModel(services.registry, p.model);
   const ml = modelLayers(entry);
   const layers = resolveDreamLayers(ml, p.layers);
-  return { entry, space: modelSpace(entry), layers, minSide: ml.minSide(layers.map((l) => l.name)) };
+  // The cropped activations must not be empty: a map at most 2·crop wide gives no loss and no gradient.
+  return { entry, space: modelSpace(entry), layers, minSide: ml.minSide(layers.map((l) => l.name), DREAM_CROP) };
 }
 
-async function originalOf(inputs: JobInputs, p: DreamParams, ctx: JobContext, space: ModelSpace, minSide: number): Promise<Chw> {
+/** The size the job dreams at: the input downscaled to max_size and CONVSERVE_MAX_JOB_PIXELS, never upscaled. */
+const dreamSize = (width: number, height: number, p: DreamParams, config: Config) => fitSize(width, height, p.max_size ?? DREAM_MAX_SIDE, config.maxJobPixels);
+
+function checkSize(width: number, height: number, p: DreamParams, minSide: number, layers: DreamLayer[]): void {
+  checkOctaves(height, width, p.octaves, p.octave_scale, minSide, `model '${p.model}'`, layers.map((l) => l.name));
+  checkTiles(height, width, p.octaves, p.octave_scale, p.tile_size, minSide, `model '${p.model}'`);
+}
+
+async function originalOf(inputs: JobInputs, p: DreamParams, ctx: JobContext, space: ModelSpace, minSide: number, layers: DreamLayer[]): Promise<Chw> {
   let img: RawImage = toRgb(inputs.image![0]!);
-  const { width, height } = fitSize(img.width, img.height, p.max_size ?? DREAM_MAX_SIDE, ctx.config.maxJobPixels);
+  const { width, height } = dreamSize(img.width, img.height, p, ctx.config);
   img = await resizeRaw(img, width, height, 'lanczos3');
   const original = space.toModel(img);
-  checkOctaves(original.h, original.w, p.octaves, p.octave_scale, minSide, `model '${p.model}'`);
+  checkSize(original.w, original.h, p, minSide, layers);
   return original;
 }
 
@@ -109,13 +118,13 @@ function settings(p: DreamParams, original: Chw, layers: DreamLayer[], space: Mo
 async function session(ctx: JobContext, model: string, layers: DreamLayer[]): Promise<{ key: string; engine: import('../../engine/engine.js').Engine }> {
   const { engine, registry } = gradServices(ctx.services);
   const entry = requireModel(registry, model);
-  const key = await dreamSession(engine, entry.modelPath, modelStamp(entry), { layers: layers.map((l) => l.name), crop: 2 });
+  const key = await dreamSession(engine, entry.modelPath, modelStamp(entry), { layers: layers.map((l) => l.name), crop: DREAM_CROP });
   return { key, engine };
 }
 
 async function initial(inputs: JobInputs, p: DreamParams, ctx: JobContext): Promise<Pick<State, 'original' | 'settings' | 'space'>> {
   const { space, layers, minSide } = dreamModel(gradServices(ctx.services), p);
-  const original = await originalOf(inputs, p, ctx, space, minSide);
+  const original = await originalOf(inputs, p, ctx, space, minSide, layers);
   return { original, space, settings: settings(p, original, layers, space) };
 }
 
@@ -130,6 +139,14 @@ export default defineJobKind<DreamParams, State>({
     // ready is left to init (the job fails saying why, as it always has).
     if (!services || services.registry.get(p.model)?.status !== 'ready') return;
     dreamModel(services, p);
+  },
+  checkInputs(p, images, config, services) {
+    // Before the job is accepted: an image too small for the layers and octaves is a 422 naming the minimum.
+    const image = images.image?.[0];
+    if (!image || !services || services.registry.get(p.model)?.status !== 'ready') return;
+    const { layers, minSide } = dreamModel(services, p);
+    const { width, height } = dreamSize(image.width, image.height, p, config);
+    checkSize(width, height, p, minSide, layers);
   },
 
   async init(inputs, p, ctx) {
