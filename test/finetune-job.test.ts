@@ -1,9 +1,9 @@
 // Fine-tuning as a job (issue #12 item 5): POST /v1/jobs/finetune with a zip or a tar.gz of class folders, on a
 // synthetic reduced-width VGG19 base, over HTTP (supertest against the running service): per-epoch progress
 // events with loss/accuracy/val_loss/val_accuracy, the model installed and served by POST /v1/classify, the
-// report as the result — and the same training as `convserve finetune` on the same images (the CLI is the
-// oracle: same split, seeds and schedule give the same per-epoch history). Then cancel, a restart that resumes
-// at the checkpointed epoch, and hostile archives (absolute path, `..`, symlink, too many files, zip bombs, not
+// report as the result; cancel; a restart that resumes at the checkpointed epoch and ends with the very history an
+// uninterrupted `convserve finetune` run on the same images has (the CLI is the oracle: same split, seeds and
+// schedule, so the checkpoint must carry weights, Adam's state, the best epoch and the schedule); hostile archives (absolute path, `..`, symlink, too many files, zip bombs, not
 // an archive, one class), each a 4xx with the service still answering.
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -97,7 +97,7 @@ describe('finetune as a job (POST /v1/jobs/finetune)', () => {
     return { events, done: events.at(-1)! };
   }
 
-  it('a zip of class folders trains per epoch, installs the model, and POST /v1/classify serves it — as the CLI trains it', async (t) => {
+  it('a zip of class folders trains per epoch, installs the model, and POST /v1/classify serves it at once', async () => {
     const res = await submit(zipOf(files), { ...TRAIN, name: 'colours-zip' }, 'colours.tar');
     assert.equal(res.status, 202, JSON.stringify(res.body));
     assert.equal(res.body.kind, 'finetune');
@@ -141,16 +141,6 @@ describe('finetune as a job (POST /v1/jobs/finetune)', () => {
     const preds = cls.body.predictions as { label: string; probability: number }[];
     assert.deepEqual(preds.map((p) => p.label).sort(), ['blue', 'green', 'red']);
     assert.ok(Math.abs(preds.reduce((s, p) => s + p.probability, 0) - 1) < 1e-4);
-
-    // The oracle: `convserve finetune` (its own child process) on the same images with the same settings.
-    const cli = await finetune({ data: cliData(), base: 'vgg19', name: 'colours-cli', modelsDir, epochs: 3, minSteps: 0, batchSize: 8, learningRate: 0.01, seed: 1 });
-    assert.equal(cli.history.length, report.history.length);
-    cli.history.forEach((h, i) => {
-      const j = report.history[i];
-      for (const k of ['loss', 'acc', 'val_loss', 'val_acc', 'lr'] as const) assert.ok(Math.abs(h[k] - j[k]) <= 1e-4, `epoch ${i + 1} ${k}: CLI ${h[k]} vs job ${j[k]}`);
-    });
-    assert.equal(cli.bestEpoch, report.best_epoch);
-    t.diagnostic(`job val_accuracy per epoch ${report.history.map((h: { val_acc: number }) => h.val_acc).join(', ')}; CLI ${cli.history.map((h) => h.val_acc).join(', ')}`);
   });
 
   it('a tar.gz (detected from its bytes, whatever its name) trains too; the name is then taken unless replace=true', async () => {
@@ -186,8 +176,8 @@ describe('finetune as a job (POST /v1/jobs/finetune)', () => {
     assert.equal(existsSync(join(modelsDir, 'colours-cancelled')), false);
   });
 
-  it('a restarted server resumes the job at its checkpointed epoch, not at 0', async () => {
-    const res = await submit(zipOf(files), { ...TRAIN, epochs: '400', name: 'colours-resumed' });
+  it('a restarted server resumes the job at its checkpointed epoch, not at 0 — and trains exactly what `convserve finetune` trains', async (t) => {
+    const res = await submit(zipOf(files), { ...TRAIN, epochs: '60', name: 'colours-resumed' });
     assert.equal(res.status, 202, JSON.stringify(res.body));
     const id = res.body.id as string;
     const seen = await readSse(`${svc.url}/v1/jobs/${id}/events`, { until: (e) => e.event === 'progress' && e.data.step >= 3 });
@@ -207,7 +197,8 @@ describe('finetune as a job (POST /v1/jobs/finetune)', () => {
     assert.deepEqual(report.history.map((h: { epoch: number }) => h.epoch), Array.from({ length: report.history.length }, (_, i) => i + 1));
     // The oracle: an uninterrupted `convserve finetune` run — same epochs, same early stop, same numbers, so the
     // checkpoint carried the weights, Adam's state, the best epoch and the schedule's position.
-    const cli = await finetune({ data: cliData(), base: 'vgg19', name: 'colours-resumed-cli', modelsDir, epochs: 400, minSteps: 0, batchSize: 8, learningRate: 0.01, seed: 1 });
+    const cli = await finetune({ data: cliData(), base: 'vgg19', name: 'colours-resumed-cli', modelsDir, epochs: 60, minSteps: 0, batchSize: 8, learningRate: 0.01, seed: 1 });
+    t.diagnostic(`resumed at epoch ${rec.checkpoint.step}; ${report.history.length} epochs (best ${report.best_epoch}), validation accuracy ${report.validation.accuracy} (CLI ${cli.validation.accuracy})`);
     assert.equal(report.history.length, cli.history.length, 'the same early stop');
     assert.equal(report.best_epoch, cli.bestEpoch);
     cli.history.forEach((h, i) => {
