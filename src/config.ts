@@ -97,7 +97,7 @@ export const SETTINGS = {
   serveWorker: setting('CONVSERVE_SERVE_WORKER', false, bool, 'Distributed mode: the API process also runs job steps (same as `convserve serve --worker`).'),
   finetuneMaxArchiveBytes: setting('CONVSERVE_FINETUNE_MAX_ARCHIVE_BYTES', 256 * 1024 * 1024, int(1), 'Largest training archive (.zip, .tar, .tar.gz) a fine-tune job accepts, in bytes (413 above).'),
   finetuneMaxFiles: setting('CONVSERVE_FINETUNE_MAX_FILES', 10_000, int(1), 'Most entries (files and folders) in a fine-tune job\'s archive (413 above).'),
-  finetuneMaxExtractedBytes: setting('CONVSERVE_FINETUNE_MAX_EXTRACTED_BYTES', 1024 * 1024 * 1024, int(1), 'Most bytes a fine-tune job\'s archive may unpack to, checked against the sizes the archive declares and the bytes actually inflated (zip bombs: 413).'),
+  finetuneMaxExtractedBytes: setting('CONVSERVE_FINETUNE_MAX_EXTRACTED_BYTES', 512 * 1024 * 1024, int(1), 'Most bytes a fine-tune job\'s archive may unpack to, checked against the sizes the archive declares and the bytes actually inflated (zip bombs: 413). Admission holds the unpacked images in memory while it checks them.'),
   explainMaxPasses: setting('CONVSERVE_EXPLAIN_MAX_PASSES', 256, int(1, 1_000_000), 'Most gradient passes one explanation may take (integrated-gradients steps × SmoothGrad samples); more answers 422, suggesting a job.'),
 } as const;
 

@@ -89,8 +89,8 @@ export const JOB_ROUTES = {
     problems: [404, 409],
   },
   result: {
-    method: 'get', path: '/v1/jobs/{id}/result', operationId: 'getJobResult', tags: ['jobs'], summary: 'The result image of a succeeded job', pathParams: JobId,
-    responses: { 200: { description: 'PNG', content: { 'image/png': ImageResponses['image/png'] } } }, problems: [404, 409],
+    method: 'get', path: '/v1/jobs/{id}/result', operationId: 'getJobResult', tags: ['jobs'], summary: 'The result of a succeeded job: an image, or a JSON document (the finetune kind: its report)', pathParams: JobId,
+    responses: { 200: { description: 'PNG, or JSON for kinds whose result is a document', content: { 'image/png': ImageResponses['image/png'], 'application/json': z.record(z.string(), z.unknown()) } } }, problems: [404, 409],
   },
   preview: {
     method: 'get', path: '/v1/jobs/{id}/previews/{n}', operationId: 'getJobPreview', tags: ['jobs'], summary: 'An intermediate image',
