@@ -15,7 +15,7 @@ import type { StageModel } from './finetune-framework.js';
 import { ortFramework } from './finetune-ort.js';
 import { finetuneRecords } from './finetune-records.js';
 import { gather } from './fit.js';
-import type { Extracted, Geometry } from './frozen-base.js';
+import type { BaseRunnerFactory, Extracted, Geometry } from './frozen-base.js';
 import { validationWarnings } from './judge.js';
 import type { Evaluation } from './metrics.js';
 import type { FinetuneSettings } from './options.js';
@@ -34,6 +34,8 @@ export interface SessionSetup {
   target: string;
   signal: AbortSignal;
   emit?: (p: FinetuneProgress) => void;
+  /** What runs the frozen base (default: an ORT session in this process). */
+  runner?: BaseRunnerFactory;
 }
 
 /** The best epoch so far: its validation scores and a copy of its weights. */
@@ -97,7 +99,7 @@ export class FinetuneSession {
     aborted(signal);
     const split = splitDataset(scan, decoded, s.valSplit, s.seed);
     const plan = headPlan(split.train.length, s);
-    const features = await BaseFeatures.open(base, [], decoded.images, geom, base.manifest.preprocessing, 'NCHW', s.augment, s.seed, emit);
+    const features = await BaseFeatures.open(base, [], decoded.images, geom, base.manifest.preprocessing, 'NCHW', s.augment, s.seed, emit, setup.runner);
     try {
       let snapshot = resume;
       if (!snapshot) {

@@ -14,6 +14,7 @@ import { readManifest } from '../../models/manifest.js';
 import { gradServices } from '../../ops/grad-session.js';
 import { archiveContentType, sniffArchive } from '../../train/archive-entries.js';
 import { resolveBase } from '../../train/base.js';
+import { engineBaseRunner } from '../../train/engine-base-runner.js';
 import { problem, validateModelName } from '../../train/dataset.js';
 import { aboutEntry, classCounts, readDatasetArchive, writeDataset } from '../../train/dataset-archive.js';
 import { stratifiedSplit } from '../../train/finetune-data.js';
@@ -49,7 +50,7 @@ function checkBase(p: FinetuneParams, services: JobServices): void {
 
 /** Unpacks the archive under the job's folder (generated names) and opens the session. */
 async function openSession(p: FinetuneParams, ctx: JobContext, resume?: SessionSnapshot): Promise<FinetuneSession> {
-  const { registry } = gradServices(ctx.services);
+  const { registry, engine } = gradServices(ctx.services);
   const archive = ctx.files?.archive?.[0];
   if (!archive || !ctx.workDir) throw badRequest('missing-file', "A finetune job needs its 'archive' file (it runs only in the job service).");
   const dataset = readDatasetArchive(await readFile(archive), archiveLimits(ctx.config));
@@ -60,7 +61,7 @@ async function openSession(p: FinetuneParams, ctx: JobContext, resume?: SessionS
   const modelsDir = registry.modelsDir;
   const base = resolveBase(modelsDir, p.base, false, p.feature_layer);
   const target = resume ? validateModelName(p.name, modelsDir) : checkTarget(p, modelsDir);
-  return FinetuneSession.open({ scan, base, settings: settingsOf(p), name: p.name, modelsDir, target, signal: ctx.signal }, resume);
+  return FinetuneSession.open({ scan, base, settings: settingsOf(p), name: p.name, modelsDir, target, signal: ctx.signal, runner: engineBaseRunner(engine, ctx.signal) }, resume);
 }
 
 function expectedSplit(p: FinetuneParams): { val: number; train: number } {
