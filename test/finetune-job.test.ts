@@ -68,7 +68,7 @@ describe('finetune as a job (POST /v1/jobs/finetune)', () => {
   const dataDir = join(root, 'data');
   let svc: RunningService;
   let files: Record<string, Buffer>;
-  const overrides: Partial<Config> = { modelsDir, dataDir, finetuneMaxFiles: 64, finetuneMaxExtractedBytes: 4 * 1024 * 1024, checkpointEverySteps: 1 };
+  const overrides: Partial<Config> = { modelsDir, dataDir, finetuneMaxArchiveBytes: 1024 * 1024, finetuneMaxFiles: 64, finetuneMaxExtractedBytes: 4 * 1024 * 1024, checkpointEverySteps: 1 };
   const start = () => startService({ config: testConfig(overrides), plugins: [inferencePlugin(), jobsPlugin] });
 
   before(async () => {
@@ -247,6 +247,19 @@ describe('finetune as a job (POST /v1/jobs/finetune)', () => {
       const dir = join(root, 'gzbomb');
       writeTree(dir, { ...files, 'blue/zeros.png': Buffer.alloc(5 * 1024 * 1024) });
       await refused(await tarOf(dir, ['blue', 'green', 'red'], true), 413, 'archive-too-large-unpacked');
+    });
+    it('an archive over CONVSERVE_FINETUNE_MAX_ARCHIVE_BYTES', () => {
+      const noise = Buffer.alloc(1024 * 1024 + 1);
+      new Prng(9).fillUniform(new Float32Array(noise.buffer, noise.byteOffset, Math.floor(noise.length / 4)), -1, 1);
+      return refused(noise, 413, 'upload-too-large', /'archive' is larger than 1048576 bytes/);
+    });
+    it('no name, or a base that is not installed', async () => {
+      const noName = await request(svc.url).post('/v1/jobs/finetune').field('base', 'vgg19').attach('archive', zipOf(files), 'a.zip');
+      assert.equal(noName.status, 400);
+      assert.match(noName.body.detail, /name/);
+      const noBase = await submit(zipOf(files), { ...TRAIN, base: 'nope', name: 'x1' });
+      assert.equal(noBase.status, 404);
+      assert.equal(noBase.body.type, 'https://convserve.dev/problems/finetune-base-not-installed');
     });
     it('not an archive', () => refused(png(), 415, 'not-an-archive'));
     it('one class', async () => refused(zipOf(await dataset(5, ['red'])), 422, 'one-class', /only one class \('red'\)/));

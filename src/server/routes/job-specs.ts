@@ -47,9 +47,9 @@ export function submitRoute(path: string, operationId: string, kindName: string 
     ...(opts.documentedByInstances ? { documentedByInstances: true } : {}),
     ...(path.includes('{kind}') ? { pathParams: z.object({ kind: z.string().describe('job kind (GET /v1/job-kinds)') }) } : {}),
     query: fields,
-    body: { kind: 'image-upload', files: kind ? kind.inputs.map((f) => ({ name: f.name, required: f.required ?? true, maxCount: f.maxCount ?? 1 })) : [{ name: 'image', required: false }], fields },
+    body: { kind: 'image-upload', files: kind ? kind.inputs.map((f) => ({ name: f.name, required: f.required ?? true, maxCount: f.maxCount ?? 1, ...(f.file ? { archive: true } : {}) })) : [{ name: 'image', required: false }], fields },
     responses: { 202: { description: 'Accepted (queued)', content: { 'application/json': JobSubmittedResponse }, headers: { Location: 'the job URL' } } },
-    problems: [400, 404, 413, 415, 422, 429, 503],
+    problems: [400, 404, ...(!kind || kind.inputs.some((f) => f.file) ? [409] : []), 413, 415, 422, 429, 503],
   };
 }
 
