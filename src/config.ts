@@ -95,6 +95,9 @@ export const SETTINGS = {
   workerLockMs: setting('CONVSERVE_WORKER_LOCK_MS', 30_000, int(1000), 'BullMQ lockDuration: a worker renews its lock on a running job every half of this; a job whose lock expired (its worker died) is handed to another worker, which resumes it from its checkpoint.'),
   workerStalledCheckMs: setting('CONVSERVE_WORKER_STALLED_MS', 30_000, int(500), 'BullMQ stalledInterval: how often workers look for jobs whose lock expired.'),
   serveWorker: setting('CONVSERVE_SERVE_WORKER', false, bool, 'Distributed mode: the API process also runs job steps (same as `convserve serve --worker`).'),
+  finetuneMaxArchiveBytes: setting('CONVSERVE_FINETUNE_MAX_ARCHIVE_BYTES', 256 * 1024 * 1024, int(1), 'Largest training archive (.zip, .tar, .tar.gz) a fine-tune job accepts, in bytes (413 above).'),
+  finetuneMaxFiles: setting('CONVSERVE_FINETUNE_MAX_FILES', 10_000, int(1), 'Most entries (files and folders) in a fine-tune job\'s archive (413 above).'),
+  finetuneMaxExtractedBytes: setting('CONVSERVE_FINETUNE_MAX_EXTRACTED_BYTES', 512 * 1024 * 1024, int(1), 'Most bytes a fine-tune job\'s archive may unpack to, checked against the sizes the archive declares and the bytes actually inflated (zip bombs: 413). Admission holds the unpacked images in memory while it checks them.'),
   explainMaxPasses: setting('CONVSERVE_EXPLAIN_MAX_PASSES', 256, int(1, 1_000_000), 'Most gradient passes one explanation may take (integrated-gradients steps × SmoothGrad samples); more answers 422, suggesting a job.'),
 } as const;
 

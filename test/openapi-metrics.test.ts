@@ -158,11 +158,12 @@ describe('OpenAPI description and Prometheus metrics', () => {
     await call('post', '/v1/job-kinds/{kind}/jobs', '/v1/job-kinds/frobnicate/jobs', image());
     await call('post', '/v1/job-kinds/blur-sweep/jobs', '/v1/job-kinds/blur-sweep/jobs?steps=0', image());
     await call('post', '/v1/jobs/blur-sweep', '/v1/jobs/blur-sweep?steps=0', image());
-    for (const kind of ['dream', 'style']) {
+    for (const kind of ['dream', 'style', 'finetune']) {
       const installed = spec.paths[`/v1/jobs/${kind}`] !== undefined;
-      if (installed) await call('post', `/v1/jobs/${kind}`, `/v1/jobs/${kind}?no_such_param=1`, image(kind === 'style' ? 'content' : 'image'));
-      if (installed) await call('post', `/v1/job-kinds/${kind}/jobs`, `/v1/job-kinds/${kind}/jobs?no_such_param=1`, image(kind === 'style' ? 'content' : 'image'));
-      await call('post', `/v1/${kind}`, `/v1/${kind}?no_such_param=1`, image(kind === 'style' ? 'content' : 'image'));
+      const field = kind === 'style' ? 'content' : kind === 'finetune' ? 'archive' : 'image';
+      if (installed) await call('post', `/v1/jobs/${kind}`, `/v1/jobs/${kind}?no_such_param=1`, image(field));
+      if (installed) await call('post', `/v1/job-kinds/${kind}/jobs`, `/v1/job-kinds/${kind}/jobs?no_such_param=1`, image(field));
+      if (kind !== 'finetune') await call('post', `/v1/${kind}`, `/v1/${kind}?no_such_param=1`, image(field));
     }
     const done = await pollJob(svc.url, sub.body.id, (j) => j.status === 'succeeded');
     await call('get', '/v1/jobs', '/v1/jobs?limit=5');

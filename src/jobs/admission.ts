@@ -111,9 +111,8 @@ export class JobAdmission {
 
   private async validate(kind: AnyJobKind, images: SubmitImage[], rawParams: Record<string, unknown>, owner: string): Promise<AdmittedJob> {
     const { config } = this.deps;
-    const params = parseParams(kind.params(config), rawParams);
+    let params = parseParams(kind.params(config), rawParams);
     kind.check?.(params, this.deps.services);
-    const total = kind.totalSteps(params);
     const files: AdmittedJob['files'] = [];
     const inputs: JobRecord['inputs'] = [];
     let pixels = 0;
@@ -121,9 +120,17 @@ export class JobAdmission {
     const maxPixels = Math.min(config.maxInputPixels, kind.maxInputPixels?.(config) ?? Number.POSITIVE_INFINITY);
     for (const field of kind.inputs) {
       const mine = images.filter((i) => i.field === field.name);
-      if ((field.required ?? true) && mine.length === 0) throw badRequest('missing-image', `Job kind '${kind.name}' needs an image in the file field '${field.name}'.`, { field: field.name });
+      if ((field.required ?? true) && mine.length === 0) throw badRequest('missing-image', `Job kind '${kind.name}' needs ${field.file ? 'a file' : 'an image'} in the file field '${field.name}'.`, { field: field.name });
       if (mine.length > (field.maxCount ?? 1)) throw badRequest('too-many-images', `Job kind '${kind.name}' takes at most ${field.maxCount ?? 1} image(s) in the field '${field.name}'; got ${mine.length}.`, { field: field.name });
       for (const [i, img] of mine.entries()) {
+        if (field.file) {
+          // A non-image file (an archive): its kind says what it is; admitFiles below checks what is in it.
+          const { contentType, extension } = field.file.sniff(img.bytes);
+          const file = `inputs/${field.name}-${i}.${extension}`;
+          files.push({ file, bytes: img.bytes });
+          inputs.push({ field: field.name, file, content_type: contentType, bytes: img.bytes.length });
+          continue;
+        }
         const meta = await probeImage(img.bytes, { maxInputPixels: maxPixels, decodeTimeoutMs: config.decodeTimeoutMs });
         const format = String(meta.format);
         pixels += (meta.width ?? 0) * (meta.height ?? 0);
@@ -136,6 +143,9 @@ export class JobAdmission {
     const stray = images.find((i) => !kind.inputs.some((f) => f.name === i.field));
     if (stray) throw badRequest('unexpected-field', `Unexpected file field '${stray.field}'. Job kind '${kind.name}' accepts: ${kind.inputs.map((f) => f.name).join(', ')}.`);
     kind.checkInputs?.(params, sizes, config, this.deps.services);
+    const fileInputs = images.filter((i) => kind.inputs.some((f) => f.name === i.field && f.file));
+    if (kind.admitFiles) params = await kind.admitFiles(fileInputs.map((i) => ({ field: i.field, bytes: i.bytes })), params, config);
+    const total = kind.totalSteps(params);
     const record: JobRecord = {
       id: randomUUID(),
       kind: kind.name,

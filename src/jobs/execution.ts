@@ -32,7 +32,7 @@ export async function executeJob(deps: ExecutionDeps, rec: JobRecord, signal: Ab
     return;
   }
   transitions.started(rec);
-  const ctx: JobContext = { jobId: rec.id, config, signal, logger: log, services: deps.services };
+  const ctx: JobContext = { jobId: rec.id, config, signal, logger: log, services: deps.services, files: inputFiles(deps, rec, kind), workDir: store.path(rec.id, 'work') };
 
   let outcome: LoopOutcome;
   try {
@@ -105,8 +105,18 @@ async function decodeInputs(deps: ExecutionDeps, rec: JobRecord, kind: AnyJobKin
   const inputs: JobInputs = {};
   const maxInputPixels = Math.min(config.maxInputPixels, kind.maxInputPixels?.(config) ?? Number.POSITIVE_INFINITY);
   for (const inp of rec.inputs) {
+    if (isFileField(kind, inp.field)) continue;
     const img = await decodeImage(await readFile(store.path(rec.id, inp.file)), { maxInputPixels, decodeTimeoutMs: config.decodeTimeoutMs });
     (inputs[inp.field] ??= []).push(img);
   }
   return inputs;
+}
+
+const isFileField = (kind: AnyJobKind, field: string) => kind.inputs.some((f) => f.name === field && f.file);
+
+/** Paths of the non-image inputs (JobInputField.file), by field. */
+function inputFiles(deps: ExecutionDeps, rec: JobRecord, kind: AnyJobKind): Record<string, string[]> {
+  const files: Record<string, string[]> = {};
+  for (const inp of rec.inputs) if (isFileField(kind, inp.field)) (files[inp.field] ??= []).push(deps.store.path(rec.id, inp.file));
+  return files;
 }

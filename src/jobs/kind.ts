@@ -21,6 +21,23 @@ export type JobServices = GradServices;
 /** Decoded input images by field name (`inputs.image[0]`, or `inputs.content[0]` + `inputs.style`). */
 export type JobInputs = Record<string, RawImage[]>;
 
+/** A non-image input file (a fine-tune's archive): its own size limit, and what it is, judged from its bytes. */
+export interface JobFileInput {
+  /** Largest accepted file (413 above). */
+  maxBytes(config: Config): number;
+  /** Its content type and file extension, or a 4xx ProblemError when the bytes are not what the field takes. */
+  sniff(bytes: Buffer): { contentType: string; extension: string };
+}
+
+/** A kind's result that is a document rather than an image (served as application/json). */
+export interface JobDocument {
+  json: unknown;
+}
+
+export type JobResult = RawImage | JobDocument;
+
+export const isJobDocument = (r: JobResult): r is JobDocument => !('data' in r);
+
 export interface JobInputField {
   /** Multipart file field name, e.g. 'image', 'content', 'style'. A raw image/* body counts as the first field. */
   name: string;
@@ -28,6 +45,8 @@ export interface JobInputField {
   required?: boolean;
   /** Most files in this field (default 1). */
   maxCount?: number;
+  /** Present: the field takes a non-image file, handed to the kind as a path (JobContext.files), never decoded. */
+  file?: JobFileInput;
 }
 
 /** Passed to init/step/preview/finish/deserialize. */
@@ -39,6 +58,10 @@ export interface JobContext {
   logger: Logger;
   /** The inference engine and model registry, when the process runs them (absent for kinds that need none, e.g. blur-sweep run locally). */
   services?: JobServices;
+  /** Paths of the job's non-image input files by field name (kinds with `file` inputs). */
+  files?: Record<string, string[]>;
+  /** A folder inside the job's own folder the kind may write to (unpacked inputs); absent when run in-process. */
+  workDir?: string;
 }
 
 export interface StepContext<P = unknown> extends JobContext {
@@ -77,6 +100,12 @@ export interface JobKind<P = unknown, S = unknown> {
    * init must check again.
    */
   checkInputs?(params: P, images: Record<string, { width: number; height: number }[]>, config: Config, services: JobServices | undefined): void;
+  /**
+   * Kinds with `file` inputs: checks the files before the job is accepted (a ProblemError is the submission's
+   * answer) and returns the parameters to store, completed with what the files say (e.g. a dataset's size, which
+   * sets totalSteps).
+   */
+  admitFiles?(files: { field: string; bytes: Buffer }[], params: P, config: Config): Promise<P> | P;
   init(inputs: JobInputs, params: P, ctx: JobContext): Promise<S> | S;
   /** One iteration. Must not mutate `state` in a way that breaks it if the step is abandoned (return a new state or finish mutation before resolving). */
   step(state: S, ctx: StepContext<P>): Promise<S> | S;
@@ -94,7 +123,9 @@ export interface JobKind<P = unknown, S = unknown> {
   previewAt?(step: number, params: P): boolean;
   /** Renders a preview; default finish(). */
   preview?(state: S, ctx: JobContext): Promise<RawImage> | RawImage;
-  finish(state: S, ctx: JobContext): Promise<RawImage> | RawImage;
+  finish(state: S, ctx: JobContext): Promise<JobResult> | JobResult;
+  /** Frees what the state holds outside the JS heap (sessions, worker threads) once the loop is over, however it ended. */
+  release?(state: S): Promise<void> | void;
 
   serialize(state: S): Promise<SerializedState> | SerializedState;
   deserialize(data: SerializedState, params: P, inputs: JobInputs, ctx: JobContext): Promise<S> | S;

@@ -6,7 +6,7 @@ import type { RawImage } from '../image/io.js';
 import { parseParams } from '../util/params.js';
 import { type Logger, logger as rootLogger } from '../util/logger.js';
 import { badRequest } from '../util/problem.js';
-import { type AnyJobKind, type JobInputs, type JobServices, loadBuiltinJobKinds, requireJobKind } from './kind.js';
+import { type AnyJobKind, type JobInputs, type JobServices, isJobDocument, loadBuiltinJobKinds, requireJobKind } from './kind.js';
 import { wallClockLimit } from './execution.js';
 import { type Progress, runStepLoop } from './runner.js';
 
@@ -48,7 +48,11 @@ export async function runJobLocally(kind: string | AnyJobKind, inputs: JobInputs
     ctx: { jobId: 'local', config, signal, logger: opts.logger ?? rootLogger, services: opts.services },
     hooks: { onProgress: opts.onProgress, onPreview: opts.onPreview },
   });
-  if (out.outcome === 'succeeded') return { result: out.result, params: p, steps: out.step, runMs: out.runMs };
+  if (out.outcome === 'succeeded') {
+    // In-process runs serve the image kinds (blur-sweep, dream, style); a document kind runs through the job service.
+    if (isJobDocument(out.result)) throw new Error(`Job kind '${k.name}' produces a document, not an image: submit it to the job service.`);
+    return { result: out.result, params: p, steps: out.step, runMs: out.runMs };
+  }
   if (out.outcome === 'timed-out') throw new Error(`The job exceeded its wall-clock limit of ${out.limitMs} ms after ${out.step} steps.`);
   const err = new Error(`The job was aborted after ${out.step} steps (${String(out.reason)}).`);
   err.name = 'AbortError';

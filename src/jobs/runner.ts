@@ -3,7 +3,7 @@
 // limit; between steps it yields to the event loop (setImmediate) so HTTP stays responsive.
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { RawImage } from '../image/io.js';
-import type { AnyJobKind, JobContext, JobInputs } from './kind.js';
+import { type AnyJobKind, type JobContext, type JobInputs, type JobResult, isJobDocument } from './kind.js';
 import type { Progress } from './record.js';
 
 export type { Progress } from './record.js';
@@ -32,7 +32,7 @@ export interface LoopOptions {
 }
 
 export type LoopOutcome =
-  | { outcome: 'succeeded'; result: RawImage; step: number; runMs: number }
+  | { outcome: 'succeeded'; result: JobResult; step: number; runMs: number }
   /** Stopped by the signal (cancel or shutdown): `state` is the state after `step` completed steps. */
   | { outcome: 'aborted'; reason: unknown; state: unknown; step: number; runMs: number }
   | { outcome: 'timed-out'; step: number; runMs: number; limitMs: number };
@@ -50,6 +50,16 @@ export class StepTimer {
 }
 
 export async function runStepLoop(opts: LoopOptions): Promise<LoopOutcome> {
+  const state: { current?: unknown } = {};
+  try {
+    return await loop(opts, state);
+  } finally {
+    // Sessions and worker threads a state holds go with the loop (a checkpoint's serialize() needs none of them).
+    if (state.current !== undefined) await opts.kind.release?.(state.current);
+  }
+}
+
+async function loop(opts: LoopOptions, held: { current?: unknown }): Promise<LoopOutcome> {
   const { kind, params, ctx, hooks = {} } = opts;
   const total = kind.totalSteps(params);
   const signal = ctx.signal;
@@ -66,6 +76,7 @@ export async function runStepLoop(opts: LoopOptions): Promise<LoopOutcome> {
   let state: unknown;
   try {
     state = opts.resume ? opts.resume.state : await kind.init(opts.inputs, params, ctx);
+    held.current = state;
   } catch (e) {
     if (signal.aborted) return { outcome: 'aborted', reason: signal.reason, state: undefined, step, runMs: runMs() };
     throw e;
@@ -81,6 +92,7 @@ export async function runStepLoop(opts: LoopOptions): Promise<LoopOutcome> {
     const cost = costOf(state, step);
     try {
       state = await kind.step(state, { ...ctx, params, step, total });
+      held.current = state;
     } catch (e) {
       // A step interrupted by the signal is abandoned: the state before it is still the state after `step` steps.
       if (signal.aborted) return { outcome: 'aborted', reason: signal.reason, state, step, runMs: runMs() };
@@ -105,8 +117,8 @@ export async function runStepLoop(opts: LoopOptions): Promise<LoopOutcome> {
     await hooks.onProgress?.(progress);
     if (hooks.onPreview && previewsLeft > 0 && kind.previewAt?.(step, params)) {
       previewsLeft--;
-      const img = kind.preview ? await kind.preview(state, ctx) : await kind.finish(state, ctx);
-      await hooks.onPreview(img, step);
+      const img: JobResult = kind.preview ? await kind.preview(state, ctx) : await kind.finish(state, ctx);
+      if (!isJobDocument(img)) await hooks.onPreview(img, step);
     }
     if (hooks.onCheckpoint && step < total) {
       const dueBySteps = step - lastCkptStep >= (opts.checkpointEverySteps ?? Number.POSITIVE_INFINITY);

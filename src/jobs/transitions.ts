@@ -4,7 +4,7 @@
 import type { RawImage } from '../image/io.js';
 import { encodeImage } from '../image/io.js';
 import type { JobEventBus } from './event-bus.js';
-import type { AnyJobKind } from './kind.js';
+import { type AnyJobKind, type JobResult, isJobDocument } from './kind.js';
 import type { FinalStatus, JobError, JobRecord, Progress } from './record.js';
 import type { JobStore } from './store.js';
 
@@ -69,9 +69,14 @@ export class JobTransitions {
     this.store.save(rec);
   }
 
-  async succeeded(rec: JobRecord, result: RawImage): Promise<void> {
-    await this.store.writeFile(rec.id, 'result.png', await encodeImage(result, 'png'));
-    rec.result = { file: 'result.png', content_type: 'image/png' };
+  async succeeded(rec: JobRecord, result: JobResult): Promise<void> {
+    if (isJobDocument(result)) {
+      await this.store.writeFile(rec.id, 'result.json', Buffer.from(JSON.stringify(result.json, null, 2) + '\n'));
+      rec.result = { file: 'result.json', content_type: 'application/json' };
+    } else {
+      await this.store.writeFile(rec.id, 'result.png', await encodeImage(result, 'png'));
+      rec.result = { file: 'result.png', content_type: 'image/png' };
+    }
     await this.store.deleteCheckpoint(rec.id);
     this.finished(rec, 'succeeded');
   }

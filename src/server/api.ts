@@ -21,7 +21,7 @@ export interface ResponseSpec {
 
 export type RequestBodySpec =
   /** Images as multipart file fields (or one raw image/* body = the first field), plus form fields. */
-  | { kind: 'image-upload'; files: { name: string; required?: boolean; maxCount?: number }[]; fields?: z.ZodType; required?: boolean }
+  | { kind: 'image-upload'; files: { name: string; required?: boolean; maxCount?: number; archive?: boolean }[]; fields?: z.ZodType; required?: boolean }
   | { kind: 'json'; schema: z.ZodType };
 
 export interface ApiRoute {
@@ -167,7 +167,9 @@ export function openApiDocument(routes: readonly ApiRoute[], opts: OpenApiOption
       const fields = objectProperties(r.body.fields, defs);
       const fileProps: Record<string, JsonSchema> = {};
       for (const f of r.body.files) {
-        const one = { type: 'string', contentMediaType: 'image/*', description: `image file (JPEG, PNG, WebP, GIF, TIFF, AVIF)` };
+        const one = f.archive
+          ? { type: 'string', contentMediaType: 'application/octet-stream', description: 'archive file (.zip, .tar or .tar.gz, recognised by its content)' }
+          : { type: 'string', contentMediaType: 'image/*', description: `image file (JPEG, PNG, WebP, GIF, TIFF, AVIF)` };
         fileProps[f.name] = (f.maxCount ?? 1) > 1 ? { type: 'array', items: one, maxItems: f.maxCount } : one;
       }
       const requiredFiles = r.body.files.filter((f) => f.required ?? true).map((f) => f.name);

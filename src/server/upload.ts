@@ -27,6 +27,8 @@ declare module 'express-serve-static-core' {
 export interface UploadField {
   name: string;
   maxCount: number;
+  /** Largest file of this field (default CONVSERVE_MAX_UPLOAD_BYTES): a fine-tune's archive has its own limit. */
+  maxBytes?: number;
 }
 
 export interface UploadOptions {
@@ -73,9 +75,11 @@ export function uploadBudgetFor(config: Config): UploadBudget {
 
 /** The most bytes a multipart request to a route with these fields may carry. */
 export function multipartMaxBytes(config: Config, fields: UploadField[]): number {
-  const files = fields.reduce((n, f) => n + f.maxCount, 0);
-  return files * config.maxUploadBytes + config.maxFormFields * config.maxFormFieldBytes + MULTIPART_OVERHEAD_BYTES;
+  const files = fields.reduce((n, f) => n + f.maxCount * fieldMaxBytes(config, f), 0);
+  return files + config.maxFormFields * config.maxFormFieldBytes + MULTIPART_OVERHEAD_BYTES;
 }
+
+const fieldMaxBytes = (config: Config, f: UploadField) => f.maxBytes ?? config.maxUploadBytes;
 
 /**
  * An AbortSignal that fires when the client goes away before its response is complete, so work it can no
@@ -91,8 +95,10 @@ export function clientGoneSignal(res: Response): AbortSignal {
 
 export function imageUpload(config: Config, opts: UploadOptions): RequestHandler {
   const totalFiles = opts.fields.reduce((n, f) => n + f.maxCount, 0);
+  // multer has one file size limit: the largest field's; a file over its own field's limit is refused after.
+  const largest = Math.max(...opts.fields.map((f) => fieldMaxBytes(config, f)));
   const limits = {
-    fileSize: config.maxUploadBytes,
+    fileSize: largest,
     files: totalFiles,
     fields: config.maxFormFields,
     fieldSize: config.maxFormFieldBytes,
@@ -130,6 +136,8 @@ export function imageUpload(config: Config, opts: UploadOptions): RequestHandler
         if (!err) {
           const files = (req.files ?? {}) as Record<string, Express.Multer.File[]>;
           req.images = names.flatMap((f) => (files[f] ?? []).map((file) => ({ field: f, bytes: file.buffer, mimetype: file.mimetype, filename: file.originalname })));
+          const over = opts.fields.find((f) => (files[f.name] ?? []).some((file) => file.size > fieldMaxBytes(config, f)));
+          if (over) return next(fieldTooLarge(config, over));
         }
         done(err);
       });
@@ -167,8 +175,11 @@ function reserveUpload(req: Request, res: Response, budget: UploadBudget, most: 
 function translateUploadError(err: unknown, config: Config, fields: UploadField[]) {
   if (err instanceof multer.MulterError) {
     switch (err.code) {
-      case 'LIMIT_FILE_SIZE':
+      case 'LIMIT_FILE_SIZE': {
+        const field = fields.find((f) => f.name === err.field);
+        if (field?.maxBytes !== undefined) return fieldTooLarge(config, field);
         return tooLarge('upload-too-large', `An uploaded file is larger than ${config.maxUploadBytes} bytes (CONVSERVE_MAX_UPLOAD_BYTES).`, { limit: config.maxUploadBytes });
+      }
       case 'LIMIT_FILE_COUNT':
       case 'LIMIT_PART_COUNT':
         return tooLarge('too-many-files', `Too many parts: this route takes at most ${fields.map((f) => `${f.maxCount} file(s) in '${f.name}'`).join(', ')} and ${config.maxFormFields} form fields.`, { limit: fields.reduce((n, f) => n + f.maxCount, 0) });
@@ -193,4 +204,9 @@ function translateUploadError(err: unknown, config: Config, fields: UploadField[
   // busboy's parse errors (truncated multipart, bad boundary) are the client's too.
   if (err instanceof Error) return badRequest('invalid-upload', `Invalid multipart upload: ${err.message}.`);
   return err;
+}
+
+function fieldTooLarge(config: Config, f: UploadField) {
+  const limit = fieldMaxBytes(config, f);
+  return tooLarge('upload-too-large', `The file in the field '${f.name}' is larger than ${limit} bytes${f.maxBytes === undefined ? ' (CONVSERVE_MAX_UPLOAD_BYTES)' : ''}.`, { field: f.name, limit });
 }

@@ -6,7 +6,7 @@ import { resizeForModel } from '../image/resize.js';
 import { Prng } from '../util/prng.js';
 import { augmentImage } from './augment.js';
 import type { FinetuneBase } from './base.js';
-import { type Extracted, FeatureExtractor, type Geometry, type MapLayout, POOLED, cutBaseGraph } from './frozen-base.js';
+import { type BaseRunnerFactory, type Extracted, FeatureExtractor, type Geometry, type MapLayout, POOLED, cutBaseGraph } from './frozen-base.js';
 import type { PreprocessingSpec } from '../image/preprocess.js';
 import type { FinetuneProgress } from './progress.js';
 
@@ -33,9 +33,9 @@ export class BaseFeatures {
 
   /** ORT session over `base` cut at its feature layer (and at `maps`, spatial values a later stage trains on). */
   static async open(base: FinetuneBase, maps: string[], images: RawImage[], geom: Geometry, mode: PreprocessingSpec, layout: MapLayout, augment: boolean, seed: number,
-    emit: (p: FinetuneProgress) => void): Promise<BaseFeatures> {
+    emit: (p: FinetuneProgress) => void, runner?: BaseRunnerFactory): Promise<BaseFeatures> {
     const graph = cutBaseGraph(base.modelPath, [...new Set([base.featureLayer, ...maps])]);
-    const extractor = await FeatureExtractor.create(graph, base.featureLayer, geom, mode, base.manifest.input.name, layout);
+    const extractor = await FeatureExtractor.create(graph, base.featureLayer, geom, mode, base.manifest.input.name, layout, runner);
     return new BaseFeatures(extractor, images, geom, augment, seed, emit);
   }
 

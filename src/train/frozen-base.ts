@@ -38,6 +38,29 @@ const ortOptions = (threads = ORT_THREADS): ort.InferenceSession.SessionOptions 
 
 export interface Extracted { data: Float32Array; shape: number[] }
 
+/**
+ * What runs the cut base: an in-process ORT session (the CLI's training child), or — for a job in the service —
+ * the inference engine's worker threads (./engine-base-runner.ts), so HTTP never waits on it.
+ */
+export interface BaseRunner {
+  run(input: string, x: Float32Array, dims: number[], fetches: string[]): Promise<Record<string, { dims: readonly number[]; data: Float32Array }>>;
+  release(): Promise<void>;
+}
+
+export type BaseRunnerFactory = (model: Uint8Array) => Promise<BaseRunner>;
+
+/** The default runner: an ORT session in this process. */
+export const ortBaseRunner: BaseRunnerFactory = async (model) => {
+  const session = await ort.InferenceSession.create(model, ortOptions());
+  return {
+    async run(input, x, dims, fetches) {
+      const out = await session.run({ [input]: new ort.Tensor('float32', x, dims) }, fetches);
+      return Object.fromEntries(Object.entries(out).map(([k, t]) => [k, { dims: t.dims.map(Number), data: t.data as Float32Array }]));
+    },
+    release: () => session.release(),
+  };
+};
+
 /** Name of the global-average-pooled feature vector ([N, C]) the extractor outputs. */
 export const POOLED = 'pooled';
 
@@ -63,12 +86,12 @@ export class FeatureExtractor {
   /** Rank of the feature layer (4: a map the head pools; 2: a vector), known after the first run. */
   featureRank: number | undefined;
 
-  private constructor(private readonly session: ort.InferenceSession, readonly geom: Geometry, readonly mode: PreprocessingSpec,
+  private constructor(private readonly runner: BaseRunner, readonly geom: Geometry, readonly mode: PreprocessingSpec,
     private readonly featureLayer: string, private readonly inputName: string, readonly layout: MapLayout) {}
 
-  static async create(graph: GraphProto, featureLayer: string, geom: Geometry, mode: PreprocessingSpec, inputName: string, layout: MapLayout): Promise<FeatureExtractor> {
+  static async create(graph: GraphProto, featureLayer: string, geom: Geometry, mode: PreprocessingSpec, inputName: string, layout: MapLayout, runner: BaseRunnerFactory = ortBaseRunner): Promise<FeatureExtractor> {
     const bytes = encodeModel({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }], producerName: 'convserve finetune', graph });
-    return new FeatureExtractor(await ort.InferenceSession.create(bytes, ortOptions()), geom, mode, featureLayer, inputName, layout);
+    return new FeatureExtractor(await runner(bytes), geom, mode, featureLayer, inputName, layout);
   }
 
   /**
@@ -85,7 +108,7 @@ export class FeatureExtractor {
       const n = Math.min(batch, count - s);
       const x = new Float32Array(n * per);
       for (let i = 0; i < n; i++) toInputTensor(await image(s + i), this.mode, x, i * per);
-      const out = await this.session.run({ [this.inputName]: new ort.Tensor('float32', x, [n, 3, height, width]) }, names);
+      const out = await this.runner.run(this.inputName, x, [n, 3, height, width], names);
       for (const f of fetches) {
         const t = out[f === POOLED ? this.featureLayer : f]!;
         const dims = t.dims.map(Number);
@@ -104,7 +127,6 @@ export class FeatureExtractor {
           shapes[f] = dims.slice(1);
         }
       }
-      for (const t of Object.values(out)) t.dispose?.();
       onBatch?.(s + n);
     }
     const result: Record<string, Extracted> = {};
@@ -119,7 +141,7 @@ export class FeatureExtractor {
   }
 
   release(): Promise<void> {
-    return this.session.release();
+    return this.runner.release();
   }
 }
 

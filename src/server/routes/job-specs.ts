@@ -47,9 +47,9 @@ export function submitRoute(path: string, operationId: string, kindName: string 
     ...(opts.documentedByInstances ? { documentedByInstances: true } : {}),
     ...(path.includes('{kind}') ? { pathParams: z.object({ kind: z.string().describe('job kind (GET /v1/job-kinds)') }) } : {}),
     query: fields,
-    body: { kind: 'image-upload', files: kind ? kind.inputs.map((f) => ({ name: f.name, required: f.required ?? true, maxCount: f.maxCount ?? 1 })) : [{ name: 'image', required: false }], fields },
+    body: { kind: 'image-upload', files: kind ? kind.inputs.map((f) => ({ name: f.name, required: f.required ?? true, maxCount: f.maxCount ?? 1, ...(f.file ? { archive: true } : {}) })) : [{ name: 'image', required: false }], fields },
     responses: { 202: { description: 'Accepted (queued)', content: { 'application/json': JobSubmittedResponse }, headers: { Location: 'the job URL' } } },
-    problems: [400, 404, 413, 415, 422, 429, 503],
+    problems: [400, 404, ...(!kind || kind.inputs.some((f) => f.file) ? [409] : []), 413, 415, 422, 429, 503],
   };
 }
 
@@ -89,8 +89,8 @@ export const JOB_ROUTES = {
     problems: [404, 409],
   },
   result: {
-    method: 'get', path: '/v1/jobs/{id}/result', operationId: 'getJobResult', tags: ['jobs'], summary: 'The result image of a succeeded job', pathParams: JobId,
-    responses: { 200: { description: 'PNG', content: { 'image/png': ImageResponses['image/png'] } } }, problems: [404, 409],
+    method: 'get', path: '/v1/jobs/{id}/result', operationId: 'getJobResult', tags: ['jobs'], summary: 'The result of a succeeded job: an image, or a JSON document (the finetune kind: its report)', pathParams: JobId,
+    responses: { 200: { description: 'PNG, or JSON for kinds whose result is a document', content: { 'image/png': ImageResponses['image/png'], 'application/json': z.record(z.string(), z.unknown()) } } }, problems: [404, 409],
   },
   preview: {
     method: 'get', path: '/v1/jobs/{id}/previews/{n}', operationId: 'getJobPreview', tags: ['jobs'], summary: 'An intermediate image',

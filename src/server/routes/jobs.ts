@@ -57,7 +57,7 @@ export function jobRoutes(r: ApiRouter, ctx: AppContext, service: JobService): v
       const kind = service.kind(kindFrom(req));
       let up = uploads.get(kind.name);
       if (!up) {
-        up = imageUpload(config, { fields: kind.inputs.map((f) => ({ name: f.name, maxCount: f.maxCount ?? 1 })), required: kind.inputs.some((f) => f.required ?? true) });
+        up = imageUpload(config, { fields: kind.inputs.map((f) => ({ name: f.name, maxCount: f.maxCount ?? 1, maxBytes: f.file?.maxBytes(config) })), required: kind.inputs.some((f) => f.required ?? true) });
         uploads.set(kind.name, up);
       }
       up(req, res, next);
