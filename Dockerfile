@@ -50,11 +50,16 @@ RUN mkdir -p /data && chown -R node:node /models /data
 # Listening on every interface makes the API reachable from outside the container: API keys are then required.
 # Give them with CONVSERVE_API_KEYS_FILE (a JSON file of key ids, SHA-256 hashes and scopes, e.g. a mounted
 # secret) or CONVSERVE_API_KEYS (the same JSON inline); `convserve keys add <id>` creates one.
+# glibc malloc: big blocks mapped on their own and unmapped when freed, free heap tops returned, two heaps for all
+# threads, so the memory of a load goes back to the OS afterwards (docs/memory.md has the measurements).
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=8080 \
     CONVSERVE_MODELS_DIR=/models \
-    CONVSERVE_DATA_DIR=/data
+    CONVSERVE_DATA_DIR=/data \
+    MALLOC_ARENA_MAX=2 \
+    MALLOC_MMAP_THRESHOLD_=131072 \
+    MALLOC_TRIM_THRESHOLD_=131072
 VOLUME ["/models", "/data"]
 EXPOSE 8080
 USER node

@@ -123,6 +123,8 @@ describe('Dockerfile', () => {
     assert.equal(env.HOST, '0.0.0.0');
     assert.equal(env.CONVSERVE_MODELS_DIR, '/models');
     assert.equal(env.CONVSERVE_DATA_DIR, '/data');
+    // glibc reads these at process start only: the image is where the service gets them (docs/memory.md).
+    assert.deepEqual([env.MALLOC_ARENA_MAX, env.MALLOC_MMAP_THRESHOLD_, env.MALLOC_TRIM_THRESHOLD_], ['2', '131072', '131072']);
     const volumes = runtime.filter((i) => i.getKeyword() === 'VOLUME').flatMap((i) => JSON.parse(content(i)) as string[]);
     assert.deepEqual(volumes.sort(), ['/data', '/models']);
     assert.match(DOCKERFILE, /API keys are then required[\s\S]*CONVSERVE_API_KEYS_FILE[\s\S]*CONVSERVE_API_KEYS\b/);

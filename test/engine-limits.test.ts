@@ -101,6 +101,27 @@ describe('engine limits', () => {
     await engine.unload('idle-release');
   });
 
+  it('a session whose load outlasts its idle period is not released under a run that is waiting for it', async () => {
+    // Idle after 1 ms, swept every 2 ms: every (re)load of the session outlasts its idle period, so the sweep
+    // finds it "idle" while a run waits for that load — the run must still reach a loaded session (a gradient
+    // graph that took longer to load than CONVSERVE_GRAD_SESSION_IDLE_MS once failed its job with "not loaded").
+    const racer = new Engine({ workers: 1, threads: 1, taskTimeoutMs: 60_000, logger, idleSweepMs: 2 });
+    await racer.start();
+    try {
+      await racer.load('racy', { path: small }, { idle: { afterMs: 1, action: 'release' } });
+      const x = Float32Array.from({ length: 8 * 9 }, (_, i) => Math.sin(i / 2));
+      const expected = convStackReference(x, 1, 3, 3, weights);
+      for (let i = 0; i < 12; i++) {
+        if (i % 2) await new Promise((r) => setTimeout(r, 10)); // let the sweep release it between some runs
+        const r = await racer.run('racy', { input: { dims: [1, 8, 3, 3], data: x.slice() } });
+        assert.ok(maxAbsError(r.outputs.output!.data, expected) < 1e-4, `run ${i}`);
+      }
+      assert.ok(racer.stats.released >= 1, 'the session was released between runs');
+    } finally {
+      await racer.stop();
+    }
+  });
+
   it('a session that ran and sat idle is recycled in place (still loaded, same results); an unused one is left alone', async () => {
     const recycler = new Engine({ workers: 1, threads: 1, taskTimeoutMs: 60_000, logger, recycleIdleMs: 50, idleSweepMs: 20 });
     await recycler.start();

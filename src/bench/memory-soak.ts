@@ -59,7 +59,7 @@ try {
   if (job.status !== 202) throw new Error(`style job refused: ${job.status} ${await job.text()}`);
   const jobId = ((await job.json()) as { id: string }).id;
   // The load starts once the job is stepping (its sessions built and loaded), so it really runs alongside.
-  const jobState = async () => (await (await fetch(`${url}/v1/jobs/${jobId}`)).json()) as { status: string; progress?: { step?: number } };
+  const jobState = async () => (await (await fetch(`${url}/v1/jobs/${jobId}`)).json()) as { status: string; progress?: { step?: number }; error?: { type?: string; detail?: string } };
   const t0 = Date.now();
   for (let s = await jobState(); (s.progress?.step ?? 0) < 1 && !['succeeded', 'failed', 'cancelled'].includes(s.status); s = await jobState()) await sleep(250);
   log(`style job stepping after ${((Date.now() - t0) / 1000).toFixed(1)} s (graph builds + session loads)`);
@@ -88,7 +88,7 @@ try {
   await sleep(500);
   clearInterval(sampler);
   const rssAfterLoad = server.rssMb();
-  log(`after ${loadMs / 1000} s of load: ${rssAfterLoad} MB (peak ${peak} MB); style job ${jobView.status} at step ${jobView.progress?.step ?? '?'}`);
+  log(`after ${loadMs / 1000} s of load: ${rssAfterLoad} MB (peak ${peak} MB); style job ${jobView.status} at step ${jobView.progress?.step ?? '?'}${jobView.error ? ` (${jobView.error.type}: ${jobView.error.detail})` : ''}`);
 
   const timeline: number[] = [];
   for (let t = 0; t < idleMs; t += 10_000) {
@@ -98,6 +98,8 @@ try {
   }
   console.log(JSON.stringify({
     workload: 'memory_soak', load_s: loadMs / 1000, idle_s: idleMs / 1000, classify_clients: Number(values.classify), filter_clients: Number(values.filter), style_size: Number(values['style-size']),
+    // The glibc malloc settings the server ran with (docs/memory.md): they decide whether freed memory goes back.
+    malloc_env: Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('MALLOC_') || k === 'GLIBC_TUNABLES')),
     rss_idle_mb: rssIdle, rss_peak_mb: peak, rss_after_load_mb: rssAfterLoad, rss_after_idle_mb: timeline.at(-1) ?? rssAfterLoad, rss_idle_timeline_mb: timeline,
     responses: Object.fromEntries([...statuses].sort()), style_job: jobView.status,
   }));

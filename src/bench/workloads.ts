@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
+import { loadConfig } from '../config.js';
 import { Engine } from '../engine/engine.js';
 import { synthesizeModel } from '../models/synth.js';
 import { addDreamLoss } from '../ops/dream.js';
@@ -65,9 +66,12 @@ export async function timeIt(reps: number, fn: () => Promise<unknown>): Promise<
   return times;
 }
 
-/** A one-worker Engine with the bench's thread count for the duration of `fn` (the service's own session path). */
+/**
+ * A one-worker Engine with the bench's thread count for the duration of `fn` (the service's own session path;
+ * ORT's arena as CONVSERVE_ENGINE_ARENA says, so its speed cost can be measured).
+ */
 async function withEngine<T>(ctx: BenchContext, fn: (engine: Engine) => Promise<T>): Promise<T> {
-  const engine = new Engine({ workers: 1, threads: ctx.threads, taskTimeoutMs: 600_000, logger: ctx.logger });
+  const engine = new Engine({ workers: 1, threads: ctx.threads, taskTimeoutMs: 600_000, logger: ctx.logger, memArena: loadConfig().engineArena });
   await engine.start();
   try {
     return await fn(engine);
@@ -102,17 +106,23 @@ const httpClassify: Workload = {
     try {
       const jpeg = await onemegapixelJpeg();
       const form = () => { const f = new FormData(); f.append('image', new Blob([jpeg], { type: 'image/jpeg' }), 'photo.jpg'); return f; };
-      let inferMs: number[] = [];
+      // Per request: the server's stage timings and the overhead = end to end − time inside ORT's run(), taken
+      // request by request (a difference of medians would carry the inference's run-to-run noise).
+      const stages: Record<'decode' | 'preprocess' | 'queue' | 'infer' | 'overhead', number[]> = { decode: [], preprocess: [], queue: [], infer: [], overhead: [] };
       const times = await timeIt(ctx.reps, async () => {
+        const t0 = performance.now();
         const res = await fetch(`${url}/v1/classify?model=vgg19`, { method: 'POST', body: form() });
         if (!res.ok) throw new Error(`classify answered ${res.status}: ${await res.text()}`);
-        const body = (await res.json()) as { timing_ms: { infer: number } };
-        inferMs.push(body.timing_ms.infer);
+        const body = (await res.json()) as { timing_ms: { decode: number; preprocess: number; queue: number; infer: number } };
+        const total = performance.now() - t0;
+        for (const k of ['decode', 'preprocess', 'queue', 'infer'] as const) stages[k].push(body.timing_ms[k]);
+        stages.overhead.push(total - body.timing_ms.infer);
       });
-      inferMs = inferMs.slice(1);
-      const medianInfer = [...inferMs].sort((a, b) => a - b)[inferMs.length >> 1] ?? 0;
-      const sortedTimes = [...times].sort((a, b) => a - b);
-      return { shape: [1, 3, 224, 224], times, extra: { jpeg_bytes: jpeg.length, input: '1155x866 JPEG', median_infer_ms: medianInfer, http_overhead_ms: Math.round((sortedTimes[times.length >> 1]! - medianInfer) * 10) / 10 } };
+      const med = (xs: number[]) => { const s = xs.slice(1).sort((a, b) => a - b); return Math.round((s[s.length >> 1] ?? 0) * 10) / 10; };
+      return {
+        shape: [1, 3, 224, 224], times,
+        extra: { jpeg_bytes: jpeg.length, input: '1155x866 JPEG', median_infer_ms: med(stages.infer), http_overhead_ms: med(stages.overhead), median_decode_ms: med(stages.decode), median_preprocess_ms: med(stages.preprocess), median_queue_ms: med(stages.queue) },
+      };
     } finally {
       await server.stop();
     }

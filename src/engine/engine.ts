@@ -19,8 +19,10 @@ export type * from './types.js';
 interface Registered {
   source: SessionSource;
   options: SessionLoadOptions;
-  /** performance.now() of the last dispatch or completion of a run. */
+  /** performance.now() of the last dispatch or completion of a run, or of a load's end. */
   lastUsed: number;
+  /** Runs of it being executed now (waiting for its load or inside ORT): never idle meanwhile. */
+  active: number;
 }
 
 const abortReason = (signal: AbortSignal): unknown => signal.reason ?? new DOMException('The operation was aborted.', 'AbortError');
@@ -75,7 +77,7 @@ export class Engine extends EventEmitter {
 
   /** Registers a session and loads it on every worker; re-registering reloads it. */
   async load(key: string, source: SessionSource, options: SessionLoadOptions = {}): Promise<SessionInfo> {
-    this.sessions.set(key, { source, options, lastUsed: performance.now() });
+    this.sessions.set(key, { source, options, lastUsed: performance.now(), active: 0 });
     const infos = await Promise.all(this.workers.filter((w) => !w.dead).map((w) => {
       w.loaded.delete(key);
       return this.ensureLoaded(w, key);
@@ -228,12 +230,27 @@ export class Engine extends EventEmitter {
       w.ranSinceLoad.delete(key);
       p = w.request({ type: 'load', key, source: s.source, options }).then((m) => {
         if (m.type !== 'loaded') throw new Error(`unexpected reply ${m.type}`);
+        // Idle time counts from the end of a load: a slow one (a big graph on a busy machine) is not idle.
+        s.lastUsed = performance.now();
         return { key, inputNames: m.inputNames, outputNames: m.outputNames, loadMs: m.ms, provider: m.provider };
       });
       p.catch(() => { if (w.loaded.get(key) === p) w.loaded.delete(key); });
       w.loaded.set(key, p);
     }
     return p;
+  }
+
+  /**
+   * Resolves when `key` is loaded on `w` and no unload or reload of it was sent since: a message sent in the
+   * same tick then reaches the session (the worker handles messages in order). A release or recycle that
+   * happened while the load was under way is followed by another load.
+   */
+  private async loadedNow(w: EngineWorker, key: string): Promise<void> {
+    for (;;) {
+      const p = this.ensureLoaded(w, key);
+      await p;
+      if (w.loaded.get(key) === p) return;
+    }
   }
 
   private async unloadFromWorkers(key: string): Promise<void> {
@@ -258,7 +275,7 @@ export class Engine extends EventEmitter {
     const now = performance.now();
     for (const [key, s] of this.sessions) {
       const idle = this.idlePolicy(s);
-      if (!idle || now - s.lastUsed < idle.afterMs || this.queue.hasKey(key)) continue;
+      if (!idle || s.active > 0 || now - s.lastUsed < idle.afterMs || this.queue.hasKey(key)) continue;
       const holders = this.workers.filter((w) => w.available && w.loaded.has(key));
       if (idle.action === 'release') {
         if (holders.length === 0) continue;
@@ -287,11 +304,14 @@ export class Engine extends EventEmitter {
     w.busy = true;
     const queueMs = performance.now() - task.enqueuedAt;
     const session = this.sessions.get(task.key);
-    if (session) session.lastUsed = performance.now();
+    if (session) {
+      session.lastUsed = performance.now();
+      session.active++;
+    }
     let timer: NodeJS.Timeout | undefined;
     let timedOut = false;
     try {
-      await this.ensureLoaded(w, task.key);
+      await this.loadedNow(w, task.key);
       const feeds = typeof task.feeds === 'function' ? task.feeds() : task.feeds;
       if (feeds === null) throw new DOMException('Nothing left to run: every request of this batch was cancelled.', 'AbortError');
       const transfer = transferList(feeds);
@@ -317,7 +337,10 @@ export class Engine extends EventEmitter {
       }
     } finally {
       clearTimeout(timer);
-      if (session) session.lastUsed = performance.now();
+      if (session) {
+        session.lastUsed = performance.now();
+        session.active--;
+      }
       w.busy = false;
       if (w.retired) {
         // Its late run has returned: now it can be terminated safely.

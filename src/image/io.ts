@@ -51,12 +51,26 @@ export async function probeImage(bytes: Buffer, limits: DecodeLimits): Promise<s
  * flattens alpha onto white. With `resize`, decodes straight to a model's input size (see ResizeTarget:
  * an image already at that size is not resampled). Any failure becomes a 4xx ProblemError.
  */
-export async function decodeImage(bytes: Buffer, limits: DecodeLimits, opts: { grey?: boolean; resize?: ResizeTarget } = {}): Promise<RawImage> {
-  await probeImage(bytes, limits);
+export async function decodeImage(bytes: Buffer, limits: DecodeLimits, opts: DecodeOptions = {}): Promise<RawImage> {
+  return decodeProbed(bytes, await probeImage(bytes, limits), limits, opts);
+}
+
+export interface DecodeOptions {
+  /** One grey channel instead of RGB. */
+  grey?: boolean;
+  /** Decode straight to a model's input size. */
+  resize?: ResizeTarget;
+}
+
+/**
+ * {@link decodeImage} for bytes already checked by {@link probeImage} (`meta` is its answer): a caller that
+ * probes every upload first (to report bad ones before anything else) does not pay for a second header parse.
+ */
+export async function decodeProbed(bytes: Buffer, meta: sharp.Metadata, limits: DecodeLimits, opts: DecodeOptions = {}): Promise<RawImage> {
   const seconds = Math.max(1, Math.ceil(limits.decodeTimeoutMs / 1000));
-  let pipeline = sharp(bytes, { limitInputPixels: limits.maxInputPixels, failOn: 'error', pages: 1 })
-    .timeout({ seconds })
-    .rotate();
+  let pipeline = sharp(bytes, { limitInputPixels: limits.maxInputPixels, failOn: 'error', pages: 1 }).timeout({ seconds });
+  // EXIF orientation: only an image that has one is auto-rotated (the no-op step still costs libvips work).
+  if ((meta.orientation ?? 1) !== 1) pipeline = pipeline.rotate();
   // Resizing in the decode pipeline lets libvips shrink JPEG/WebP while decoding (a 1 MP JPEG for a 224
   // model decodes at 1/4 scale): several times faster than decoding in full and resizing afterwards.
   if (opts.resize) pipeline = withModelResize(pipeline, opts.resize);

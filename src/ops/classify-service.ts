@@ -1,7 +1,7 @@
 // Glue between the model catalogue and the classifier: resolves a model name to a loaded engine session
 // (404 unknown, 503 not ready with the command that installs it) and labels every answer with the
 // provenance of its weights — synthetic weights are always reported as untrained.
-import { type DecodeLimits, type RawImage, decodeImage, probeImage } from '../image/io.js';
+import { type DecodeLimits, type RawImage, decodeProbed, probeImage } from '../image/io.js';
 import type { InvertMode } from '../image/preprocess.js';
 import type { ResizeMode } from '../image/resize.js';
 import type { Provenance } from '../models/manifest.js';
@@ -65,12 +65,12 @@ export class ClassifyService {
    */
   async classifyUploads(modelName: string | undefined, uploads: Buffer[], opts: ClassifyRequestOptions, limits: DecodeLimits): ReturnType<ClassifyService['classifyImages']> {
     // Bad uploads are reported before model problems: a header check costs microseconds.
-    await Promise.all(uploads.map((b) => probeImage(b, limits)));
+    const probed = await Promise.all(uploads.map((b) => probeImage(b, limits)));
     const model = await this.models.classifier(modelName ?? this.defaultModel);
     const { width, height } = model.manifest.input;
     const t0 = performance.now();
     opts.signal?.throwIfAborted();
-    const images = await Promise.all(uploads.map((b) => decodeImage(b, limits, { resize: { width, height, mode: opts.resize } })));
+    const images = await Promise.all(uploads.map((b, i) => decodeProbed(b, probed[i]!, limits, { resize: { width, height, mode: opts.resize } })));
     opts.signal?.throwIfAborted();
     return this.classifyImages(model.name, images, opts, (performance.now() - t0) / Math.max(1, uploads.length));
   }

@@ -194,7 +194,16 @@ export function probabilitiesOf(scores: Float32Array, outputs: Manifest['outputs
 
 /** Indices of the k largest probabilities, descending (ties: lower index first), with their labels. */
 export function topK(probs: Float32Array, k: number, labels: Labels): Prediction[] {
-  const idx = Array.from(probs.keys()).sort((a, b) => probs[b]! - probs[a]! || a - b).slice(0, k);
+  // One pass keeping the k best in order (k is small; sorting all 1000 classes per image cost more).
+  const idx: number[] = [];
+  for (let i = 0; i < probs.length; i++) {
+    const p = probs[i]!;
+    if (idx.length === k && !(p > probs[idx[k - 1]!]!)) continue;
+    let at = idx.length === k ? k - 1 : idx.length;
+    while (at > 0 && p > probs[idx[at - 1]!]!) at--;
+    if (idx.length === k) idx.pop();
+    idx.splice(at, 0, i);
+  }
   return idx.map((i) => ({ index: i, ...(labels[i]?.wnid ? { wnid: labels[i]!.wnid } : {}), label: labels[i]?.label ?? `class_${i}`, probability: probs[i]! }));
 }
 
