@@ -1,13 +1,14 @@
 // Browser tests of the page's newer parts, in Chromium against the full service (a synthetic reduced-width
 // VGG19): the heatmap of a classification label (POST /v1/explain from the Classify result: the request's class
 // and method, the picture shown, a method switch asking again, the 422 of a method over the pass limit), and the
-// Fine-tune tab as far as it works without the fine-tune job kind (it renders, checks its inputs, shows the
-// server's problem+json). Axe and the 375-px width for both. Screenshots to test-output/screenshots/.
+// Fine-tune tab (it renders, checks its inputs, shows the server's problem+json, and trains a model from a zip that
+// the Classify tab then uses, heatmap included). Axe and the 375-px width for both. Screenshots to test-output/screenshots/.
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type BrowserContext, type Page, chromium } from 'playwright-core';
+import { zipSync } from 'fflate';
 import sharp from 'sharp';
 import { synthesizeModel } from '../src/models/synth.js';
 import { type RunningService, defaultPlugins, startService } from '../src/server/service.js';
@@ -21,6 +22,7 @@ const CHROMIUM: string = process.env.CHROMIUM_PATH ?? findTool('chromium');
 const SHOTS = join(import.meta.dirname, '..', 'test-output', 'screenshots');
 const SAMPLE = join(import.meta.dirname, '..', 'samples', 'chelsea.jpg');
 const AXE = join(import.meta.dirname, '..', 'node_modules', 'axe-core', 'axe.min.js');
+const COLOURS: Record<string, [number, number, number]> = { blue: [40, 70, 220], green: [40, 200, 60], red: [220, 40, 40] };
 /** Integrated gradients asks for 32 passes by default: over this limit it answers 422; SmoothGrad (16) fits. */
 const MAX_PASSES = 16;
 
@@ -243,15 +245,15 @@ describe('web page: explanation heatmaps and the Fine-tune tab (Chromium)', () =
     assert.match(await page.locator('#finetune-error').textContent() ?? '', /is not a model name/);
     assert.equal(await submits(), before, 'nothing is sent until the inputs are valid');
 
-    // Valid inputs reach the server. Without the fine-tune job kind it answers 404 (unknown job kind); with it,
-    // this "archive" is refused (415: not a zip or tar). Either way the page shows the problem+json and keeps working.
+    // Valid inputs reach the server, which refuses this "archive" (415: not a zip or tar); the page shows the
+    // problem+json and keeps working.
     await page.locator('#finetune-name').fill('my-flowers');
     const answered = page.waitForResponse((r) => new URL(r.url()).pathname === '/v1/jobs/finetune');
     await page.locator('#finetune-submit').click();
     const sent = await sentForm('/v1/jobs/finetune', before);
     assert.deepEqual(sent, { archive: { file: 'flowers.zip', size: 22 }, base: 'vgg19-small', name: 'my-flowers', ...(await page.locator('#finetune-epochs').inputValue() ? { epochs: await page.locator('#finetune-epochs').inputValue() } : {}) });
     const status = (await answered).status();
-    assert.ok(status >= 400 && status < 500, `status ${status}`);
+    assert.equal(status, 415);
     await page.waitForFunction(() => /^4\d\d /.test(document.getElementById('finetune-error')!.textContent ?? ''));
     const shown = await page.locator('#finetune-error').textContent() ?? '';
     assert.match(shown, new RegExp(`^${status} `));
@@ -260,6 +262,50 @@ describe('web page: explanation heatmaps and the Fine-tune tab (Chromium)', () =
     assert.ok(await page.locator('#finetune-submit').isEnabled(), 'the tab can be used again');
     assert.ok(await page.locator('#finetune-metrics').count() === 0 || await page.locator('#finetune-metrics').isHidden(), 'no metrics without a job');
     await shot('finetune-desktop');
+  });
+
+  it('Fine-tune tab end to end: a zip of class folders trains, one table row per epoch, then Classify with the new model and its heatmap', async () => {
+    const files: Record<string, Uint8Array> = {};
+    let k = 0;
+    for (const [cls, rgb] of Object.entries(COLOURS)) {
+      for (let i = 0; i < 6; i++, k++) {
+        const bg = 70 + ((k * 37) % 110);
+        const x = 4 + ((k * 7) % 16);
+        const y = 4 + ((k * 11) % 16);
+        const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="48" height="48"><rect width="48" height="48" fill="rgb(${bg},${bg},${bg})"/><rect x="${x}" y="${y}" width="24" height="24" fill="rgb(${rgb.join(',')})"/></svg>`;
+        files[`${cls}/img-${i}.png`] = await sharp(Buffer.from(svg)).png().toBuffer();
+      }
+    }
+    await openTab('finetune');
+    await page.locator('#finetune-archive').setInputFiles({ name: 'colours.zip', mimeType: 'application/zip', buffer: Buffer.from(zipSync(files)) });
+    await page.locator('#finetune-base').selectOption('vgg19-small');
+    await page.locator('#finetune-name').fill('colours');
+    await page.locator('#finetune-epochs').fill('3');
+    await page.locator('#panel-finetune summary').click();
+    await page.locator('#finetune-p-min_steps').fill('0');
+    await page.locator('#finetune-p-batch_size').fill('8');
+    await page.locator('#finetune-p-lr').fill('0.01');
+    await page.locator('#finetune-submit').click();
+    await page.locator('#finetune-use').waitFor({ timeout: 240_000 });
+    assert.ok(await page.locator('#finetune-error').isHidden(), await page.locator('#finetune-error').textContent() ?? '');
+    const jobs = await (await fetch(`${svc.url}/v1/jobs?kind=finetune&limit=1`)).json() as { jobs: { status: string; progress: { step: number } }[] };
+    assert.equal(jobs.jobs[0]!.status, 'succeeded');
+    assert.equal(await page.locator('#finetune-metrics tbody tr').count(), jobs.jobs[0]!.progress.step, 'one row per epoch run');
+    assert.ok(await page.locator('#finetune-metrics tbody tr').count() >= 1);
+    await shot('finetune-done');
+
+    await page.locator('#finetune-use').click();
+    await page.waitForFunction(() => document.getElementById('tab-classify')?.getAttribute('aria-selected') === 'true');
+    assert.equal(await page.locator('#model').inputValue(), 'colours');
+    await page.locator('#file').setInputFiles(SAMPLE);
+    await page.locator('#current-img').waitFor();
+    await page.locator('#classify-btn').click();
+    await page.waitForFunction(() => document.querySelector('#classify-result .bars li') || !document.getElementById('classify-error')!.hidden, undefined, { timeout: 60_000 });
+    assert.ok(await page.locator('#classify-error').isHidden(), await page.locator('#classify-error').textContent() ?? '');
+    assert.deepEqual((await page.locator('#classify-result .bar-label').allTextContents()).sort(), Object.keys(COLOURS).sort(), 'the new model\'s own labels');
+    await page.locator('#classify-result .label-button').first().click();
+    await page.waitForFunction(() => (document.getElementById('explain-img') as HTMLImageElement | null)?.naturalWidth! > 0 || !document.getElementById('explain-error')!.hidden, undefined, { timeout: 60_000 });
+    assert.ok(await page.locator('#explain-error').isHidden(), await page.locator('#explain-error').textContent() ?? '');
   });
 
   it('Fine-tune tab: no serious axe violation; no horizontal scroll at 375 px; no page errors', async () => {
