@@ -299,8 +299,11 @@ describe('web page: explanation heatmaps and the Fine-tune tab (Chromium)', () =
     assert.equal(await page.locator('#model').inputValue(), 'colours');
     await page.locator('#file').setInputFiles(SAMPLE);
     await page.locator('#current-img').waitFor();
+    // The earlier tests' result is still on the page: wait for this classification's own answer.
+    const classified = page.waitForResponse((r) => new URL(r.url()).pathname === '/v1/classify', { timeout: 60_000 });
     await page.locator('#classify-btn').click();
-    await page.waitForFunction(() => document.querySelector('#classify-result .bars li') || !document.getElementById('classify-error')!.hidden, undefined, { timeout: 60_000 });
+    assert.equal((await classified).status(), 200);
+    await page.waitForFunction(() => document.querySelector('#classify-result p.muted')?.textContent?.startsWith('colours ') || !document.getElementById('classify-error')!.hidden, undefined, { timeout: 60_000 });
     assert.ok(await page.locator('#classify-error').isHidden(), await page.locator('#classify-error').textContent() ?? '');
     assert.deepEqual((await page.locator('#classify-result .bar-label').allTextContents()).sort(), Object.keys(COLOURS).sort(), 'the new model\'s own labels');
     await page.locator('#classify-result .label-button').first().click();
