@@ -14,7 +14,7 @@ import { type ExplainInput, explain, explanationJson } from '../src/ops/explain.
 import { renderExplanationPng } from '../src/ops/explain-render.js';
 import { buildGradcamModel, buildInputGradientModel, installedModelFacts } from '../src/ops/explain-graphs.js';
 import { isProblem } from '../src/util/problem.js';
-import { type ExplainBench, WIDTH, digit, explainBench, modelInput, picture, relErr } from './explain-fixtures.js';
+import { type ExplainBench, WIDTH, digit, explainBench, greyPicture, modelInput, picture, relErr } from './explain-fixtures.js';
 import { OnnxInTf, kerasClassifier, kerasGradcam, nchwToNhwc, tf } from './explain-oracle.js';
 
 const TOL = 1e-4;
@@ -93,6 +93,21 @@ describe('Grad-CAM', () => {
     assert.deepEqual([e.width, e.height], [3, 3]);
     const err = relErr(e.map, oracle.gradcam(x, dims, 'relu_5', top));
     assert.ok(err <= TOL, `MNIST Grad-CAM: relative error ${err}`);
+  });
+
+  it('an imported model (tfjs-layers convnet through the Keras converter, grey, rescale): the default layer is its last 4-D map, equal to the op-by-op oracle', async () => {
+    const img = greyPicture();
+    const { x, dims } = modelInput(img, 'mnist'); // rescale:1/255 is the mnist mapping v / 255
+    const oracle = new OnnxInTf(modelPath('tiny-grey'));
+    const logits = oracle.logits(x, dims);
+    const e = await run({ model: 'tiny-grey', image: img });
+    assert.equal(e.class.index, logits.indexOf(Math.max(...logits)));
+    const ref = oracle.gradcam(x, dims, e.layer, e.class.index);
+    assert.equal(e.map.length, ref.length);
+    assert.ok(e.width > 1 && e.height > 1, `a spatial map: ${e.width}×${e.height}`);
+    assert.ok(Math.max(...ref) > 0, 'the reference map is not all zero');
+    const err = relErr(e.map, ref);
+    assert.ok(err <= TOL, `imported model Grad-CAM at ${e.layer}: relative error ${err}`);
   });
 
   it('differentiates the head only: no backward convolution below the layer', () => {
