@@ -96,7 +96,8 @@ export function clientGoneSignal(res: Response): AbortSignal {
 export function imageUpload(config: Config, opts: UploadOptions): RequestHandler {
   const totalFiles = opts.fields.reduce((n, f) => n + f.maxCount, 0);
   // multer has one file size limit: the largest field's; a file over its own field's limit is refused after.
-  const largest = Math.max(...opts.fields.map((f) => fieldMaxBytes(config, f)));
+  // (A route without file fields — a job kind with no inputs — keeps the default: Math.max() of nothing is −∞.)
+  const largest = Math.max(config.maxUploadBytes, ...opts.fields.map((f) => fieldMaxBytes(config, f)));
   const limits = {
     fileSize: largest,
     files: totalFiles,
