@@ -7,14 +7,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
-import { synthesizeModel } from '../src/models/synth.js';
 import { KERAS_DREAM_LAYERS } from '../src/ops/dream.js';
 import { buildForwardModel, requireModel } from '../src/ops/grad-session.js';
-import { inferencePlugin } from '../src/server/inference-plugin.js';
-import { jobsPlugin } from '../src/server/jobs-plugin.js';
-import { type RunningService, startService } from '../src/server/service.js';
-import { tempDir, testConfig } from './helpers/app.js';
-import { type Ev, decodeRaw, getJson, readSse } from './helpers/jobs.js';
+import type { RunningService } from '../src/server/service.js';
+import { type Ev, decodeRaw, getJson, readSse, startDreamService } from './helpers/jobs.js';
 
 let svc: RunningService<'engine' | 'models' | 'classify' | 'jobs'>;
 const LAYERS = KERAS_DREAM_LAYERS.map((l) => l.name);
@@ -70,15 +66,7 @@ async function dream(png: Buffer, params: Record<string, unknown>): Promise<{ ev
   return { events, result: Buffer.from(await (await fetch(`${svc.url}/v1/jobs/${sub.body.id}/result`)).arrayBuffer()) };
 }
 
-before(async () => {
-  const modelsDir = tempDir('convserve-dream-min-models-');
-  await synthesizeModel('inception_v3', { modelsDir, name: 'inception_v3', width: 1 / 8, includeTop: true });
-  svc = await startService({
-    config: testConfig({ modelsDir, dataDir: tempDir('convserve-dream-min-data-'), defaultModel: 'inception_v3', engineWorkers: 1, engineThreads: 2 }),
-    plugins: [inferencePlugin(), jobsPlugin],
-  });
-  for (let i = 0; i < 600 && !(await fetch(`${svc.url}/readyz`)).ok; i++) await new Promise((r) => setTimeout(r, 100));
-});
+before(async () => { svc = await startDreamService('convserve-dream-min-'); });
 after(async () => { await svc?.shutdown(); });
 
 describe('DeepDream minimum picture size', () => {

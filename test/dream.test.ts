@@ -10,14 +10,10 @@ import type { JobContext } from '../src/jobs/kind.js';
 import { parseParams } from '../src/util/params.js';
 import { ProblemError } from '../src/util/problem.js';
 import { logger } from '../src/util/logger.js';
-import { synthesizeModel } from '../src/models/synth.js';
 import { octaveShapes, rollFor, tiledGradient } from '../src/ops/dream.js';
 import { type Chw, resizeBilinear, roll } from '../src/image/chw.js';
-import { inferencePlugin } from '../src/server/inference-plugin.js';
-import { jobsPlugin } from '../src/server/jobs-plugin.js';
-import { type RunningService, startService } from '../src/server/service.js';
-import { tempDir, testConfig } from './helpers/app.js';
-import { type Ev, decodeRaw, getJson, readSse } from './helpers/jobs.js';
+import type { RunningService } from '../src/server/service.js';
+import { type Ev, decodeRaw, getJson, readSse, startDreamService } from './helpers/jobs.js';
 
 let svc: RunningService<'engine' | 'models' | 'classify' | 'jobs'>;
 
@@ -53,15 +49,7 @@ async function runDream(png: Buffer, params: Record<string, unknown>): Promise<{
   return { events, result, job };
 }
 
-before(async () => {
-  const modelsDir = tempDir('convserve-dream-models-');
-  await synthesizeModel('inception_v3', { modelsDir, name: 'inception_v3', width: 1 / 8, includeTop: true });
-  svc = await startService({
-    config: testConfig({ modelsDir, dataDir: tempDir('convserve-dream-data-'), defaultModel: 'inception_v3', engineWorkers: 1, engineThreads: 2 }),
-    plugins: [inferencePlugin(), jobsPlugin],
-  });
-  for (let i = 0; i < 600 && !(await fetch(`${svc.url}/readyz`)).ok; i++) await new Promise((r) => setTimeout(r, 100));
-});
+before(async () => { svc = await startDreamService('convserve-dream-'); });
 after(async () => { await svc?.shutdown(); });
 
 describe('DeepDream', () => {

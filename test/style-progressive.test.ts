@@ -5,7 +5,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { type Config, loadConfig } from '../src/config.js';
-import type { RawImage } from '../src/image/raw.js';
 import styleKind, { type StyleParams } from '../src/jobs/kinds/style.js';
 import { type JobContext, defineJobKind } from '../src/jobs/kind.js';
 import { runJobLocally } from '../src/jobs/local.js';
@@ -19,22 +18,11 @@ import { logger } from '../src/util/logger.js';
 import { parseParams } from '../src/util/params.js';
 import { ProblemError } from '../src/util/problem.js';
 import { tempDir } from './helpers/app.js';
+import { pattern } from './helpers/pictures.js';
 
 let core: InferenceCore;
 let config: Config;
 
-function pattern(w: number, h: number, k: number): RawImage {
-  const data = Buffer.alloc(w * h * 3);
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      const i = (y * w + x) * 3;
-      data[i] = (x * k + 40 * Math.sin(y / 5)) & 255;
-      data[i + 1] = (y * 3 * k) & 255;
-      data[i + 2] = ((x ^ y) * k) & 255;
-    }
-  }
-  return { data, width: w, height: h, channels: 3 };
-}
 
 const ctxFor = (): JobContext => ({ jobId: 'test', config, signal: new AbortController().signal, logger, services: core });
 const params = (raw: Record<string, unknown>): StyleParams => parseParams(styleKind.params(config), raw);

@@ -20,23 +20,12 @@ import { ProblemError } from '../src/util/problem.js';
 import { type InferenceCore, createCore } from '../src/app/core.js';
 import { logger } from '../src/util/logger.js';
 import { tempDir } from './helpers/app.js';
+import { pattern } from './helpers/pictures.js';
 
 let core: InferenceCore;
 let config: Config;
 let modelsDir: string;
 
-function pattern(w: number, h: number, k: number): RawImage {
-  const data = Buffer.alloc(w * h * 3);
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      const i = (y * w + x) * 3;
-      data[i] = (x * k + 40 * Math.sin(y / 5)) & 255;
-      data[i + 1] = (y * 3 * k) & 255;
-      data[i + 2] = ((x ^ y) * k) & 255;
-    }
-  }
-  return { data, width: w, height: h, channels: 3 };
-}
 
 function ctxFor(): JobContext {
   return { jobId: 'test', config, signal: new AbortController().signal, logger, services: core };

@@ -3,6 +3,8 @@
 import sharp from 'sharp';
 import type { Config } from '../../src/config.js';
 import type { JobService } from '../../src/jobs/service.js';
+import { synthesizeModel } from '../../src/models/synth.js';
+import { inferencePlugin } from '../../src/server/inference-plugin.js';
 import { jobsPlugin } from '../../src/server/jobs-plugin.js';
 import { type RunningService, startService } from '../../src/server/service.js';
 import { tempDir, testConfig } from './app.js';
@@ -102,4 +104,16 @@ export function totalVariation(data: Buffer, w: number, h: number, ch: number): 
     if (y + 1 < h) tv += Math.abs(v - data[((y + 1) * w + x) * ch + c]!);
   }
   return tv;
+}
+
+/** A service with the inference and jobs plugins over a synthetic 1/8-width InceptionV3 (with its classifier), ready. */
+export async function startDreamService(prefix: string): Promise<RunningService<'engine' | 'models' | 'classify' | 'jobs'>> {
+  const modelsDir = tempDir(`${prefix}models-`);
+  await synthesizeModel('inception_v3', { modelsDir, name: 'inception_v3', width: 1 / 8, includeTop: true });
+  const svc = await startService({
+    config: testConfig({ modelsDir, dataDir: tempDir(`${prefix}data-`), defaultModel: 'inception_v3', engineWorkers: 1, engineThreads: 2 }),
+    plugins: [inferencePlugin(), jobsPlugin],
+  });
+  for (let i = 0; i < 600 && !(await fetch(`${svc.url}/readyz`)).ok; i++) await new Promise((r) => setTimeout(r, 100));
+  return svc;
 }
