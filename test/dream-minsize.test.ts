@@ -6,27 +6,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import sharp from 'sharp';
 import { KERAS_DREAM_LAYERS } from '../src/ops/dream.js';
 import { buildForwardModel, requireModel } from '../src/ops/grad-session.js';
 import type { RunningService } from '../src/server/service.js';
 import { type Ev, decodeRaw, getJson, readSse, startDreamService } from './helpers/jobs.js';
+import { pngPattern } from './helpers/pictures.js';
 
 let svc: RunningService<'engine' | 'models' | 'classify' | 'jobs'>;
 const LAYERS = KERAS_DREAM_LAYERS.map((l) => l.name);
 
-async function pngPattern(w: number, h: number): Promise<Buffer> {
-  const raw = Buffer.alloc(w * h * 3);
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      const i = (y * w + x) * 3;
-      raw[i] = Math.round(127 + 120 * Math.sin(x / 9) * Math.cos(y / 13));
-      raw[i + 1] = (x * 2 + y) & 255;
-      raw[i + 2] = ((x >> 3) + (y >> 3)) % 2 ? 200 : 40;
-    }
-  }
-  return sharp(raw, { raw: { width: w, height: h, channels: 3 } }).png().toBuffer();
-}
 
 async function submit(png: Buffer, params: Record<string, unknown>): Promise<{ status: number; type: string; body: any }> {
   const form = new FormData();

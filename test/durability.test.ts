@@ -19,7 +19,7 @@ import { externalDataPath } from '../src/ops/grad-session.js';
 import { ProblemError } from '../src/util/problem.js';
 import { writeAtomic } from '../src/util/fs.js';
 import { tempDir, testPattern } from './helpers/app.js';
-import { blurNTimes, decodeRaw, getJson, pollJob, readSse, startJobsServer, submitBlur } from './helpers/jobs.js';
+import { blurNTimes, decodeRaw, finishedBlurJobs, getJson, pollJob, readSse, startJobsServer, submitBlur } from './helpers/jobs.js';
 
 /** A pid that belonged to a process which has exited (what a crashed writer leaves in its temp folder names). */
 const deadPid = (): number => spawnSync(process.execPath, ['-e', '0']).pid!;
@@ -42,19 +42,7 @@ function writeModelFolder(modelsDir: string, folder: string, weights: Buffer, na
 
 describe('job durability', () => {
   it('a job folder whose job.json is not JSON is moved to <data>/quarantine, logged, never deleted; the others load', async () => {
-    const { png } = await testPattern(12, 12);
-    const srv = await startJobsServer();
-    const dataDir = srv.dataDir;
-    const ids: string[] = [];
-    try {
-      for (let i = 0; i < 2; i++) {
-        const sub = await submitBlur(srv.url, png, { steps: 1 });
-        await srv.jobs.waitFor(sub.body.id);
-        ids.push(sub.body.id);
-      }
-    } finally {
-      await srv.shutdown();
-    }
+    const { dataDir, ids } = await finishedBlurJobs(2, 12);
     const torn = join(dataDir, 'jobs', ids[0]!, 'job.json');
     const bytes = readFileSync(torn);
     writeFileSync(torn, bytes.subarray(0, bytes.length >> 1));

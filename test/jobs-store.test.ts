@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import { JobStore } from '../src/jobs/store.js';
 import { JobViewSchema } from '../src/server/api-schemas.js';
 import { testPattern } from './helpers/app.js';
-import { getJson, pollJob, startJobsServer, submitBlur } from './helpers/jobs.js';
+import { finishedBlurJobs, getJson, pollJob, startJobsServer, submitBlur } from './helpers/jobs.js';
 
 const sseText = async (url: string) => (await fetch(url)).text();
 
@@ -68,19 +68,7 @@ describe('job files on disk', () => {
   });
 
   it('a job.json that is not a valid record is moved to the quarantine folder, not deleted; the other jobs load', async () => {
-    const { png } = await testPattern(16, 16);
-    const srv = await startJobsServer();
-    const dataDir = srv.dataDir;
-    const ids: string[] = [];
-    try {
-      for (let i = 0; i < 2; i++) {
-        const sub = await submitBlur(srv.url, png, { steps: 1 });
-        await srv.jobs.waitFor(sub.body.id);
-        ids.push(sub.body.id);
-      }
-    } finally {
-      await srv.shutdown();
-    }
+    const { dataDir, ids } = await finishedBlurJobs(2, 16);
     const bad = join(dataDir, 'jobs', ids[0]!, 'job.json');
     const rec = JSON.parse(readFileSync(bad, 'utf8'));
     writeFileSync(bad, JSON.stringify({ ...rec, status: 'finished', progress: { ...rec.progress, step: -1 } }));

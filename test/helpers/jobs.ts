@@ -7,7 +7,7 @@ import { synthesizeModel } from '../../src/models/synth.js';
 import { inferencePlugin } from '../../src/server/inference-plugin.js';
 import { jobsPlugin } from '../../src/server/jobs-plugin.js';
 import { type RunningService, startService } from '../../src/server/service.js';
-import { tempDir, testConfig } from './app.js';
+import { tempDir, testConfig, testPattern } from './app.js';
 
 export interface JobsServer extends RunningService<'jobs'> {
   jobs: JobService;
@@ -116,4 +116,21 @@ export async function startDreamService(prefix: string): Promise<RunningService<
   });
   for (let i = 0; i < 600 && !(await fetch(`${svc.url}/readyz`)).ok; i++) await new Promise((r) => setTimeout(r, 100));
   return svc;
+}
+
+/** Runs `count` one-step blur-sweep jobs to the end on a fresh server, stops it, and returns its data dir and the job ids. */
+export async function finishedBlurJobs(count: number, side: number): Promise<{ dataDir: string; ids: string[] }> {
+  const { png } = await testPattern(side, side);
+  const srv = await startJobsServer();
+  const ids: string[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const sub = await submitBlur(srv.url, png, { steps: 1 });
+      await srv.jobs.waitFor(sub.body.id);
+      ids.push(sub.body.id);
+    }
+  } finally {
+    await srv.shutdown();
+  }
+  return { dataDir: srv.dataDir, ids };
 }
