@@ -3,18 +3,16 @@
 // the strict CSP reports no violation.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type BrowserContext, type Page, chromium } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { jobsPlugin } from '../src/server/jobs-plugin.js';
 import { type RunningService, startService } from '../src/server/service.js';
 import { webPlugin } from '../src/server/web.js';
 import { sha256Hex } from '../src/util/api-keys.js';
 // @ts-expect-error -- plain .mjs build script without types
 import { buildWeb } from '../scripts/build-web.mjs';
-// @ts-expect-error -- plain .mjs script without types
-import { findTool } from '../scripts/test-setup.mjs';
 import { tempDir, testConfig } from './helpers/app.js';
+import { launchChromium } from './helpers/browser.js';
 
-const CHROMIUM: string = process.env.CHROMIUM_PATH ?? findTool('chromium');
 const KEY = 'cs_web-test-key-0123456789';
 
 describe('web page with API keys (Chromium)', () => {
@@ -30,11 +28,7 @@ describe('web page with API keys (Chromium)', () => {
       config: testConfig({ dataDir: tempDir('convserve-web-keys-'), apiKeys: JSON.stringify([{ id: 'web', key_sha256: sha256Hex(KEY), scopes: ['use'] }]) }),
       plugins: [jobsPlugin, webPlugin()],
     });
-    browser = await chromium.launchPersistentContext(tempDir('convserve-chromium-'), {
-      executablePath: CHROMIUM, headless: true, viewport: { width: 1200, height: 900 },
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
-    page = browser.pages()[0] ?? (await browser.newPage());
+    ({ browser, page } = await launchChromium());
     page.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text()); });
     page.on('response', (r) => { if (r.status() === 401) unauthorized.push(r.url()); });
   });

@@ -7,18 +7,16 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type BrowserContext, type Page, chromium } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { zipSync } from 'fflate';
 import sharp from 'sharp';
 import { synthesizeModel } from '../src/models/synth.js';
 import { type RunningService, defaultPlugins, startService } from '../src/server/service.js';
 // @ts-expect-error -- plain .mjs build script without types
 import { buildWeb } from '../scripts/build-web.mjs';
-// @ts-expect-error -- plain .mjs script without types
-import { findTool } from '../scripts/test-setup.mjs';
 import { tempDir, testConfig } from './helpers/app.js';
+import { launchChromium } from './helpers/browser.js';
 
-const CHROMIUM: string = process.env.CHROMIUM_PATH ?? findTool('chromium');
 const SHOTS = join(import.meta.dirname, '..', 'test-output', 'screenshots');
 const SAMPLE = join(import.meta.dirname, '..', 'samples', 'chelsea.jpg');
 const AXE = join(import.meta.dirname, '..', 'node_modules', 'axe-core', 'axe.min.js');
@@ -112,13 +110,7 @@ describe('web page: explanation heatmaps and the Fine-tune tab (Chromium)', () =
     await synthesizeModel('vgg19', { modelsDir, name: 'vgg19-small', width: 0.125, seed: 3 });
     svc = await startService({ config: testConfig({ modelsDir, dataDir: tempDir('convserve-webx-data-'), explainMaxPasses: MAX_PASSES }), plugins: await defaultPlugins() });
     for (let i = 0; i < 300 && !svc.ctx.readiness.status().ready; i++) await new Promise((r) => setTimeout(r, 100));
-    browser = await chromium.launchPersistentContext(tempDir('convserve-chromium-'), {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      viewport: { width: 1200, height: 900 },
-    });
-    page = browser.pages()[0] ?? (await browser.newPage());
+    ({ browser, page } = await launchChromium());
     page.on('pageerror', (e) => pageErrors.push(e.message));
     page.on('response', (r) => { if (r.status() >= 400) refused.push(`${r.status()} ${new URL(r.url()).pathname}`); });
     await page.goto(svc.url + '/');

@@ -5,16 +5,14 @@ import assert from 'node:assert/strict';
 import { cpSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type BrowserContext, type Page, chromium } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { synthesizeModel } from '../src/models/synth.js';
 import { type RunningService, defaultPlugins, startService } from '../src/server/service.js';
 // @ts-expect-error -- plain .mjs build script without types
 import { buildWeb } from '../scripts/build-web.mjs';
-// @ts-expect-error -- plain .mjs script without types
-import { findTool } from '../scripts/test-setup.mjs';
 import { tempDir, testConfig } from './helpers/app.js';
+import { launchChromium } from './helpers/browser.js';
 
-const CHROMIUM: string = process.env.CHROMIUM_PATH ?? findTool('chromium');
 const SHOTS = join(import.meta.dirname, '..', 'test-output', 'screenshots');
 const SAMPLE = join(import.meta.dirname, '..', 'samples', 'chelsea.jpg');
 const STYLE_IMAGE = join(import.meta.dirname, '..', 'samples', 'brick.jpg');
@@ -41,13 +39,7 @@ describe('web page (Chromium)', () => {
     if (existsSync(join(MNIST, 'manifest.json'))) cpSync(MNIST, join(modelsDir, 'mnist-cnn'), { recursive: true });
     svc = await startService({ config: testConfig({ modelsDir, dataDir: tempDir('convserve-web-data-') }), plugins: await defaultPlugins() });
     for (let i = 0; i < 300 && !svc.ctx.readiness.status().ready; i++) await new Promise((r) => setTimeout(r, 100));
-    browser = await chromium.launchPersistentContext(tempDir('convserve-chromium-'), {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      viewport: { width: 1200, height: 900 },
-    });
-    page = browser.pages()[0] ?? (await browser.newPage());
+    ({ browser, page } = await launchChromium());
     page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`); });
     page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
     page.on('response', (r) => { if (r.status() >= 400 && !r.url().includes('/v1/classify')) problems.push(`HTTP ${r.status()} ${r.url()}`); });
