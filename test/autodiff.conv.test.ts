@@ -85,32 +85,36 @@ describe('autodiff: Conv', () => {
   }
 });
 
-describe('autodiff: MaxPool (block mask for k×k/k, ScatterElements add otherwise)', () => {
+describe('autodiff: MaxPool (block mask for k×k/k, parity split for 3×3/2, ScatterElements add otherwise)', () => {
   const cases: { name: string; k: number; s: number; attrs: Record<string, unknown>; tfPad: 'valid' | 'same' | number; ties?: boolean; options?: OpCase['options'] }[] = [
     { name: '2×2 s2 (SpaceToDepth mask, no Indices)', k: 2, s: 2, attrs: {}, tfPad: 'valid' },
     { name: '2×2 s2 with many ties (first max gets the gradient, like TF)', k: 2, s: 2, attrs: {}, tfPad: 'valid', ties: true },
     { name: '3×3 s3 with ties (block mask)', k: 3, s: 3, attrs: {}, tfPad: 'valid', ties: true },
     { name: '2×2 s2 with ties via ScatterElements (maxPoolBackward: scatter)', k: 2, s: 2, attrs: {}, tfPad: 'valid', ties: true, options: { maxPoolBackward: 'scatter' } },
-    { name: '3×3 s2 valid (overlapping windows)', k: 3, s: 2, attrs: {}, tfPad: 'valid' },
+    { name: '3×3 s2 valid (overlapping windows, parity split)', k: 3, s: 2, attrs: {}, tfPad: 'valid' },
+    { name: '3×3 s2 valid with many ties (parity split: first max in row-major order, like TF)', k: 3, s: 2, attrs: {}, tfPad: 'valid', ties: true },
+    { name: '3×3 s2 valid with ties via ScatterElements (maxPoolBackward: scatter)', k: 3, s: 2, attrs: {}, tfPad: 'valid', ties: true, options: { maxPoolBackward: 'scatter' } },
     { name: '3×3 s2 SAME_UPPER', k: 3, s: 2, attrs: { auto_pad: 'SAME_UPPER' }, tfPad: 'same' },
     { name: '3×3 s1 pads 1', k: 3, s: 1, attrs: { pads: [1, 1, 1, 1] }, tfPad: 1 },
   ];
-  it('Relu → 2×2 s2 (many zero windows): the Relu mask is applied once, at the pooled size', async () => {
-    const p = await prepare({
-      inputs: [{ name: 'x', dims: ['N', 3, 'H', 'W'] }],
-      build: (b, [x]) => b.node('MaxPool', [b.node('Relu', [x!])], { kernel_shape: [2, 2], strides: [2, 2] }),
+  for (const [k, s] of [[2, 2], [3, 2]] as const) {
+    it(`Relu → ${k}×${k} s${s} (many zero windows): the Relu mask is applied once, at the pooled size`, async () => {
+      const p = await prepare({
+        inputs: [{ name: 'x', dims: ['N', 3, 'H', 'W'] }],
+        build: (b, [x]) => b.node('MaxPool', [b.node('Relu', [x!])], { kernel_shape: [k, k], strides: [s, s] }),
+      });
+      const greater = decodeModel(p.gradModel).graph!.node!.filter((n) => n.opType === 'Greater');
+      assert.equal(greater.length, 1, 'one Greater (pooled size), no full-size Relu mask');
+      for (const [h, w] of [...SIZES, [17, 17] as [number, number]]) {
+        const dims = [2, 3, h, w];
+        const x = randn(prod(dims), h * 37 + w, 1, -0.6).map((v) => Math.round(v * 2) / 2); // mostly ≤ 0, ties
+        const r = await p.run({ x: { data: x, dims } }, 9);
+        const o = tfGrads((xx) => toNCHW(tf.maxPool(toNHWC(tf.relu(xx)), k, s, 'valid')), [{ data: x, dims }], r.G, r.y.dims as number[]);
+        const e = relErr(r.grads.x!, o.grads[0]!);
+        assert.ok(e < TOL, `at ${h}×${w}: rel. error ${e}`);
+      }
     });
-    const greater = decodeModel(p.gradModel).graph!.node!.filter((n) => n.opType === 'Greater');
-    assert.equal(greater.length, 1, 'one Greater (pooled size), no full-size Relu mask');
-    for (const [h, w] of [...SIZES, [17, 17] as [number, number]]) {
-      const dims = [2, 3, h, w];
-      const x = randn(prod(dims), h * 37 + w, 1, -0.6).map((v) => Math.round(v * 2) / 2); // mostly ≤ 0, ties
-      const r = await p.run({ x: { data: x, dims } }, 9);
-      const o = tfGrads((xx) => toNCHW(tf.maxPool(toNHWC(tf.relu(xx)), 2, 2, 'valid')), [{ data: x, dims }], r.G, r.y.dims as number[]);
-      const e = relErr(r.grads.x!, o.grads[0]!);
-      assert.ok(e < TOL, `at ${h}×${w}: rel. error ${e}`);
-    }
-  });
+  }
   for (const c of cases) {
     it(c.name, async () => {
       const p = await prepare({
@@ -119,8 +123,8 @@ describe('autodiff: MaxPool (block mask for k×k/k, ScatterElements add otherwis
         build: (b, [x]) => b.node('MaxPool', [x!], { kernel_shape: [c.k, c.k], strides: [c.s, c.s], ...(c.attrs as Record<string, string>) }),
       });
       const ops = new Set(decodeModel(p.gradModel).graph!.node!.map((n) => n.opType));
-      const block = c.k === c.s && !c.options;
-      assert.equal(ops.has('ScatterElements'), !block, 'ScatterElements only for pools that are not k×k/k');
+      const dense = !c.options && Object.keys(c.attrs).length === 0 && (c.k === c.s || (c.k === 3 && c.s === 2));
+      assert.equal(ops.has('ScatterElements'), !dense, 'ScatterElements only for pools that are neither k×k/k nor 3×3/2 without padding');
       for (const [h, w] of [...SIZES, [17, 17] as [number, number]]) {
         const dims = [2, 3, h, w];
         // Ties: values on a coarse grid, a quarter of them clamped to 0 (as after a ReLU).

@@ -61,7 +61,7 @@ async function profile(name: string, bytes: Uint8Array, feeds: Record<string, or
   const sortedWall = [...wall].sort((a, b) => a - b);
   console.log(`\n## ${name}: median wall ${sortedWall[runs >> 1]!.toFixed(0)} ms/run (${runs} runs); kernel time ${perRun(total).toFixed(0)} ms/run`);
   console.log('| op type | ms/run | share |\n|---|---|---|');
-  for (const [op, us] of [...byOp].sort((a, b) => b[1] - a[1]).slice(0, 14)) console.log(`| ${op} | ${perRun(us).toFixed(1)} | ${((100 * us) / total).toFixed(1)} % |`);
+  for (const [op, us] of [...byOp].sort((a, b) => b[1] - a[1]).slice(0, 30)) console.log(`| ${op} | ${perRun(us).toFixed(1)} | ${((100 * us) / total).toFixed(1)} % |`);
   // Backward nodes are the autodiff's (named n_grad/… or grad/…, incl. their NCHWc-rewritten copies).
   const isGrad = (n: string) => n.includes('grad/');
   const split = new Map<string, [number, number]>();
@@ -73,7 +73,7 @@ async function profile(name: string, bytes: Uint8Array, feeds: Record<string, or
   }
   const fwdTotal = [...split.values()].reduce((a, v) => a + v[0], 0);
   console.log(`\nforward nodes ${perRun(fwdTotal).toFixed(0)} ms/run, backward nodes ${perRun(total - fwdTotal).toFixed(0)} ms/run; by op (forward / backward ms):`);
-  for (const [op, [f, b]] of [...split].sort((a, b) => b[1][0] + b[1][1] - a[1][0] - a[1][1]).slice(0, 8)) console.log(`  ${op}: ${perRun(f).toFixed(1)} / ${perRun(b).toFixed(1)}`);
+  for (const [op, [f, b]] of [...split].sort((a, b) => b[1][0] + b[1][1] - a[1][0] - a[1][1]).slice(0, 20)) console.log(`  ${op}: ${perRun(f).toFixed(1)} / ${perRun(b).toFixed(1)}`);
   console.log('\ntop nodes:');
   for (const [n, us] of [...byNode].sort((a, b) => b[1] - a[1]).slice(0, 8)) console.log(`  ${perRun(us).toFixed(1)} ms  ${n}`);
 }

@@ -22,8 +22,9 @@ export interface VjpOptions {
   /** Backward of stride-1 Conv: 'flipped' (default; Conv with flipped/transposed weights) or 'transpose' (ConvTranspose). */
   convBackward?: 'flipped' | 'transpose';
   /**
-   * Backward of non-overlapping k×k/k max-pools: 'mask' (default; plain MaxPool forward, SpaceToDepth mask)
-   * or 'scatter' (MaxPool with Indices + ScatterElements, the form every other max-pool uses).
+   * Backward of k×k/k and 3×3/2 max-pools without padding: 'mask' (default; plain MaxPool forward, a
+   * SpaceToDepth mask / parity split) or 'scatter' (MaxPool with Indices + ScatterElements, the form every
+   * other max-pool uses).
    */
   maxPoolBackward?: 'mask' | 'scatter';
 }

@@ -4,6 +4,7 @@ import type { VjpContext } from '../context.js';
 import type { SDim } from '../dims.js';
 import { type OpRule, type Vjp, fail, g0, list, num } from '../rule.js';
 import type { InferArgs } from '../static.js';
+import { overlappingMaxPoolGrad } from './pool-overlap.js';
 import { inferWindow, staticBeginEnd, transposeAndCrop } from './window.js';
 
 /**
@@ -38,8 +39,11 @@ function blockMaxPoolGrad(ctx: VjpContext, gy: string, X: string, Y: string, k: 
   return out;
 }
 
-/** Whether a MaxPool is k×k with stride k, 2-D, no padding, no dilation: windows tile the input. */
-function blockSize(a: Record<string, unknown>): number | undefined {
+/**
+ * The square window and stride of a 2-D MaxPool without padding, dilation or ceil mode (the shapes with a
+ * dense backward: k×k/k blocks and 3×3/2); undefined otherwise.
+ */
+function plainWindow(a: Record<string, unknown>): { k: number; s: number } | undefined {
   const k = a.kernel_shape as number[] | undefined;
   if (!k || k.length !== 2 || k[0] !== k[1]) return undefined;
   const strides = list(a.strides, 2, 1);
@@ -47,17 +51,20 @@ function blockSize(a: Record<string, unknown>): number | undefined {
   const autoPad = (a.auto_pad as string | undefined) ?? 'NOTSET';
   const plain = (autoPad === 'NOTSET' || autoPad === 'VALID') && pads.every((p) => p === 0)
     && list(a.dilations, 2, 1).every((d) => d === 1) && num(a.ceil_mode, 0) === 0;
-  return plain && strides.every((s) => s === k[0]) ? k[0] : undefined;
+  return plain && strides[0] === strides[1] ? { k: k[0]!, s: strides[0]! } : undefined;
 }
 
 const maxPoolVjp: Vjp = (args) => {
   const { ctx, node, x: [X], a } = args;
   if (!args.need[0]) return [];
   if (num(a.storage_order, 0) !== 0) fail(args, 'storage_order=1 is not supported');
-  const k = blockSize(a);
+  const win = plainWindow(a);
   const out = node.output!;
-  if (k !== undefined && k > 1 && !out[1] && ctx.options.maxPoolBackward !== 'scatter') return [blockMaxPoolGrad(ctx, g0(args), X!, out[0]!, k)];
-  // General (overlapping windows such as 3×3 s2, padding): the forward node is given its Indices output
+  if (win && !out[1] && ctx.options.maxPoolBackward !== 'scatter') {
+    if (win.k > 1 && win.s === win.k) return [blockMaxPoolGrad(ctx, g0(args), X!, out[0]!, win.k)];
+    if (win.k === 3 && win.s === 2) return [overlappingMaxPoolGrad(ctx, g0(args), X!, out[0]!)];
+  }
+  // General (other overlapping windows, padding): the forward node is given its Indices output
   // (flat over N·C·H·W, padding not counted); each upstream gradient is scattered back with reduction 'add',
   // so overlapping windows accumulate correctly.
   if (!out[1]) out[1] = ctx.b.fresh(`${out[0]}_indices`);
@@ -126,7 +133,7 @@ const inferGlobal = ({ dims, set }: InferArgs): void => {
 };
 
 export const poolRules: Record<string, OpRule> = {
-  // Block pools compare x with y; overlapping ones read only the Indices output.
+  // Block and 3×3/2 pools compare x with y; other overlapping ones read only the Indices output.
   MaxPool: { types: () => ['float', 'int'], infer: inferWindow, grad: { kind: 'input+output', vjp: maxPoolVjp } },
   AveragePool: { infer: inferWindow, grad: { kind: 'linear', vjp: averagePoolVjp } },
   LpPool: { infer: inferWindow },
