@@ -20,7 +20,13 @@ const expandVjp: Vjp = (args) => [args.ctx.unbroadcast(g0(args), args.x[0]!, [ar
 const concatVjp: Vjp = (args) => {
   const { ctx, x, a, need } = args;
   const axis = num(a.axis, 0);
-  const sizes = ctx.op('Concat', x.map((xi) => ctx.op('Gather', [ctx.shape(xi), ctx.ints([axis])])), { axis: 0 });
+  // Static sizes (the channel counts of a channel concat) keep the forward parts out of the backward: a Shape
+  // of an NCHWc activation would cost ORT a full reorder back to NCHW just to read its dims.
+  const rank = ctx.rank(x[0]!);
+  const known = rank === undefined ? [] : x.map((xi) => ctx.dims(xi)?.[axis < 0 ? axis + rank : axis]);
+  const sizes = known.length > 0 && known.every((d) => typeof d === 'number')
+    ? ctx.ints(known as number[])
+    : ctx.op('Concat', x.map((xi) => ctx.op('Gather', [ctx.shape(xi), ctx.ints([axis])])), { axis: 0 });
   if (need.every((v) => v)) return ctx.opMulti('Split', [g0(args), sizes], x.length, { axis });
   // Only some parts need a gradient: slice those out (a Split would compute the others as dead outputs).
   const starts = ctx.op('CumSum', [sizes, ctx.ints([0], [])], { exclusive: 1 });
