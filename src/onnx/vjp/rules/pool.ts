@@ -95,7 +95,11 @@ const averagePoolVjp: Vjp = (args) => {
   // ones = [1,1,H,W]); the divisor is data-independent, so dx = AvgPool₁ᵀ(g / AvgPool₁(ones)).
   let gs = g;
   if (cip === 0 && !noPadding) {
-    const onesShape = ctx.op('Concat', [ctx.ints([1, 1]), ctx.shapeSlice(X!, 2)], { axis: 0 });
+    // A size-preserving pool (stride 1, k−1 pads) reads the spatial dims off the gradient: a Shape of the
+    // forward input (an NCHWc activation) would cost ORT a full reorder just for its dims.
+    const samePlane = st !== undefined && strides.every((s) => s === 1) && k.every((kk, i) => st[0][i]! + st[1][i]! === kk - 1);
+    const spatial = samePlane ? ctx.op('Slice', [ctx.op('Shape', [g], {}, 'shape'), ctx.ints([2]), ctx.ints([2 ** 31 - 1])], {}, 'dims') : ctx.shapeSlice(X!, 2);
+    const onesShape = ctx.op('Concat', [ctx.ints([1, 1]), spatial], { axis: 0 });
     const ones = ctx.onesOfShape(onesShape);
     const frac = ctx.op('AveragePool', [ones], {
       kernel_shape: k, strides, auto_pad: autoPad === 'NOTSET' ? undefined : autoPad, pads: autoPad === 'NOTSET' ? pads : undefined,
