@@ -2,7 +2,7 @@
 // Where the time of a gradient step goes: builds the style_step_512 / dream_step_512 gradient graphs exactly
 // as the bench does, runs them in an ORT session with the engine's options plus enableProfiling, and sums
 // ORT's per-node profile events by op type (and the top single nodes). mnist_step is one training step of
-// mnist_epoch (the ORT trainer's graph of the digit net at batch 64), with the trainer's spinning session and without.
+// mnist_epoch (the ORT trainer's graph of the digit net at batch 64), as the trainer runs it and with spinning threads.
 //
 //   node dist/bench/profile.js [--only style_step_512|dream_step_512|mnist_step] [--runs 3] [--threads 2]
 import { readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -117,7 +117,8 @@ if (values.only === 'mnist_step') {
   feeds.labels = new ort.Tensor('float32', labels, [batch, 10]);
   for (const [name, w] of initialWeights(describeNet(spec), 0)) feeds[name] = new ort.Tensor('float32', w, describeNet(spec).params.find((p) => p.name === name)!.dims);
   const fetches = [graph.loss, graph.logits, ...Object.values(graph.grads)];
-  // The trainer's session spins during a run; the engine's default does not: both, to see what spinning buys here.
-  await profile('mnist_step (digit net, batch 64: forward, cross-entropy, every weight gradient; spinning in the run, as the trainer)', graph.bytes, feeds, fetches, true);
-  await profile('mnist_step without spinning (the engine default)', graph.bytes, feeds, fetches, false);
+  // The trainer's session does not spin (the engine's default); OrtTrainerOptions.spinning would: both, to see
+  // what spinning buys on this machine as it is now.
+  await profile('mnist_step (digit net, batch 64: forward, cross-entropy, every weight gradient; as the trainer runs it)', graph.bytes, feeds, fetches, false);
+  await profile('mnist_step with spinning during the run (OrtTrainerOptions.spinning)', graph.bytes, feeds, fetches, true);
 }

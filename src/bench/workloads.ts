@@ -255,7 +255,7 @@ const mnistEpoch: Workload = {
     const rng = new Prng(0);
     const x = rng.fillUniform(new Float32Array(n * 784), 0, 1);
     const y = Uint8Array.from({ length: n }, () => rng.int(10));
-    const trainer = await OrtTrainable.create({ spec: mnistNet(0), optimizer: { name: 'rmsprop' }, learningRate: 1e-3, seed: 0, threads: ctx.threads, spinning: true });
+    const trainer = await OrtTrainable.create({ spec: mnistNet(0), optimizer: { name: 'rmsprop' }, learningRate: 1e-3, seed: 0, threads: ctx.threads });
     try {
       const epoch = async () => {
         for (let i = 0; i < n; i += batch) {

@@ -29,8 +29,8 @@ export interface OrtTrainerOptions {
   threads?: number;
   /**
    * The training session's threads spin during each step's run (ORT allow_spinning '1', force_spinning_stop '1':
-   * they stop when the run returns). For a trainer that has the cores to itself (`convserve train mnist`, the
-   * bench); default false (a trainer beside a serving engine must not steal its cores).
+   * they stop when the run returns). Only for a trainer that has the cores to itself: with any other load on the
+   * machine it made steps slower, not faster (docs/training.md "Step speed"). Default false.
    */
   spinning?: boolean;
   /** How the training graph differentiates (default TRAINING_VJP of ./ort-net.ts). */
