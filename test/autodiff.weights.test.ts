@@ -6,7 +6,7 @@ import { before, describe, it } from 'node:test';
 import { gradientGraph } from '../src/onnx/autodiff.js';
 import type { GraphBuilder } from '../src/onnx/builder.js';
 import { decodeModel } from '../src/onnx/proto.js';
-import { type InputSpec, hwio, prepare, prod, randn, relErr, tf, tfCpu, tfGrads, toNCHW, toNHWC } from './autodiff-util.js';
+import { type InputSpec, type OpCase, hwio, prepare, prod, randn, relErr, tf, tfCpu, tfGrads, toNCHW, toNHWC } from './autodiff-util.js';
 
 const TOL = 1e-4;
 before(tfCpu);
@@ -22,6 +22,9 @@ interface WeightCase {
   build: (b: GraphBuilder, ins: string[], w: string[]) => string;
   /** The same function in tfjs, of the inputs then the weights. */
   tf: (...xs: tf.Tensor[]) => tf.Tensor;
+  options?: OpCase['options'];
+  /** Op types the weight-gradient part of the graph must (and must not) contain: which form was emitted. */
+  expectOps?: { has: string[]; hasNot?: string[] };
 }
 
 const weight = (name: string, dims: number[], seed: number, scale = 0.4): Weight => ({ name, dims, data: randn(prod(dims), seed, scale) });
@@ -122,14 +125,55 @@ const cases: WeightCase[] = [
   },
 ];
 
+/**
+ * convWeightGrad 'gemm' (the ORT trainer's form): static C, H, W (N stays symbolic, two batch sizes); the patch
+ * Gather + Gemm where K·C ≥ 64 and the patches are small, the Conv form otherwise (one channel; SAME with stride 2,
+ * whose pads are not static).
+ */
+const gemmCase = (name: string, c: ConvSpec, hw: [number, number], seed: number, form: 'gemm' | 'conv'): WeightCase => {
+  const base = convCase(name, c, seed);
+  return {
+    ...base, name: `${base.name} (convWeightGrad gemm → ${form === 'gemm' ? 'patches + Gemm' : 'Conv form kept'})`,
+    inputs: [{ name: 'x', dims: ['N', c.cin, ...hw] }],
+    sizes: [[[2, c.cin, ...hw]], [[3, c.cin, ...hw]]],
+    options: { convWeightGrad: 'gemm' },
+    expectOps: form === 'gemm' ? { has: ['Gather'], hasNot: ['dweight:Conv'] } : { has: ['dweight:Conv'], hasNot: ['Gather'] },
+  };
+};
+
+cases.push(
+  gemmCase('3×3 valid + bias', { cin: 8, cout: 4, k: [3, 3], attrs: {}, tfPad: 'valid', bias: true }, [9, 11], 51, 'gemm'),
+  gemmCase('3×3 s2 pads (1,2,2,1)', { cin: 8, cout: 3, k: [3, 3], strides: [2, 2], attrs: { pads: [1, 2, 2, 1] }, tfPad: P(1, 2, 2, 1) }, [10, 9], 52, 'gemm'),
+  gemmCase('2×2 s1 SAME_UPPER (asymmetric)', { cin: 16, cout: 5, k: [2, 2], attrs: { auto_pad: 'SAME_UPPER' }, tfPad: 'same' }, [7, 8], 53, 'gemm'),
+  gemmCase('3×2 dilation (2,3) s2 pads (2,1,2,2) + bias', { cin: 11, cout: 3, k: [3, 2], dilations: [2, 3], strides: [2, 2], attrs: { pads: [2, 1, 2, 2] }, tfPad: P(2, 2, 1, 2), bias: true }, [11, 12], 54, 'gemm'),
+  gemmCase('3×3 one input channel', { cin: 1, cout: 4, k: [3, 3], attrs: {}, tfPad: 'valid' }, [9, 8], 55, 'conv'),
+  gemmCase('3×3 s2 SAME_UPPER', { cin: 8, cout: 4, k: [3, 3], strides: [2, 2], attrs: { auto_pad: 'SAME_UPPER' }, tfPad: 'same' }, [9, 8], 56, 'conv'),
+);
+
+/** Op types of a gradient graph, plus `hint:Op` for the autodiff's named backward nodes (n_grad/<hint>…). */
+function opsOf(model: Uint8Array): Set<string> {
+  const ops = new Set<string>();
+  for (const n of decodeModel(model).graph!.node!) {
+    ops.add(n.opType!);
+    const hint = /grad\/([a-z_]+?)(_\d+)?$/.exec(n.name ?? '')?.[1];
+    if (hint) ops.add(`${hint}:${n.opType}`);
+  }
+  return ops;
+}
+
 describe('autodiff: weight gradients vs tfjs', () => {
   for (const c of cases) {
     it(c.name, async () => {
       const wrt = [...c.inputs.map((i) => i.name), ...c.weights.map((w) => w.name)];
       const p = await prepare({
-        inputs: c.inputs, wrt,
+        inputs: c.inputs, wrt, options: c.options,
         build: (b, ins) => c.build(b, ins, c.weights.map((w) => b.weight(w.name, w.dims, w.data))),
       });
+      if (c.expectOps) {
+        const ops = opsOf(p.gradModel);
+        for (const op of c.expectOps.has) assert.ok(ops.has(op), `${op} expected in the gradient graph`);
+        for (const op of c.expectOps.hasNot ?? []) assert.ok(!ops.has(op), `${op} not expected in the gradient graph`);
+      }
       let seed = 5;
       for (const size of c.sizes) {
         const data = size.map((dims) => ({ data: randn(prod(dims), 100 * seed++ + prod(dims)), dims }));

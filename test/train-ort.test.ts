@@ -12,7 +12,9 @@ import * as tf from '@tensorflow/tfjs';
 import * as ort from 'onnxruntime-node';
 import { GraphBuilder } from '../src/onnx/builder.js';
 import { loadCheckpoint, saveCheckpoint } from '../src/train/ort-checkpoint.js';
-import { type NetSpec, describeNet } from '../src/train/ort-net.js';
+import { decodeModel } from '../src/onnx/proto.js';
+import { mnistNet } from '../src/train/mnist-net.js';
+import { type NetSpec, describeNet, trainingGraph } from '../src/train/ort-net.js';
 import type { OptimizerConfig } from '../src/train/ort-optim.js';
 import { OrtTrainable } from '../src/train/ort-trainable.js';
 import type { LabelledSet } from '../src/train/trainable.js';
@@ -127,9 +129,9 @@ const SMALL: NetSpec = {
 };
 
 /** Runs `steps` steps of the ORT trainer and of the tfjs oracle from the same weights; returns both. */
-async function compare(spec: NetSpec, opt: OptimizerConfig, lr: number, steps: number, n: number) {
+async function compare(spec: NetSpec, opt: OptimizerConfig, lr: number, steps: number, n: number, spinning = false) {
   const shape = describeNet(spec);
-  const trainer = await OrtTrainable.create({ spec, optimizer: opt, learningRate: lr, seed: 7, threads: 1 });
+  const trainer = await OrtTrainable.create({ spec, optimizer: opt, learningRate: lr, seed: 7, threads: spinning ? 2 : 1, spinning });
   try {
     const vars: Vars = new Map([...trainer.values].map(([k, v]) => [k, tf.variable(tf.tensor(Float32Array.from(v), shape.params.find((p) => p.name === k)!.dims), true, k.replace(/\W/g, '_') + Math.random())]));
     const trainable = shape.params.filter((p) => p.trainable).map((p) => vars.get(p.name)!);
@@ -193,6 +195,25 @@ describe('ORT trainer vs tfjs', () => {
       }
     });
   }
+
+  it('the digit net (conv2/conv3 weight gradients as patches + one Gemm, spinning session): RMSprop steps give tfjs\' weights', async () => {
+    const spec = mnistNet(0);
+    const nodes = decodeModel(trainingGraph(spec).bytes).graph!.node!;
+    const patchGathers = nodes.filter((n) => n.opType === 'Gather' && n.name!.includes('patches'));
+    assert.equal(patchGathers.length, 2, 'conv2 and conv3 take the patch form; conv1 (one channel) keeps the Conv form');
+    const { trainer, vars, ours, theirs } = await compare(spec, { name: 'rmsprop' }, 1e-3, 2, 4, true);
+    try {
+      for (const [name, v] of trainer.values) {
+        const want = vars.get(name)!.dataSync();
+        let worst = 0;
+        for (let i = 0; i < v.length; i++) worst = Math.max(worst, Math.abs(v[i]! - want[i]!));
+        assert.ok(worst <= 1e-5, `${name}: max |Δ| ${worst}`);
+      }
+      ours.forEach((l, i) => assert.ok(Math.abs(l - theirs[i]!) <= 2e-5 * Math.max(1, Math.abs(theirs[i]!)), `loss of step ${i + 1}: ${l} vs tfjs ${theirs[i]}`));
+    } finally {
+      await trainer.release();
+    }
+  });
 });
 
 const TINY: NetSpec = {

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // Where the time of a gradient step goes: builds the style_step_512 / dream_step_512 gradient graphs exactly
 // as the bench does, runs them in an ORT session with the engine's options plus enableProfiling, and sums
-// ORT's per-node profile events by op type (and the top single nodes).
+// ORT's per-node profile events by op type (and the top single nodes). mnist_step is one training step of
+// mnist_epoch (the ORT trainer's graph of the digit net at batch 64), as the trainer runs it and with spinning threads.
 //
-//   node dist/bench/profile.js [--only style_step_512|dream_step_512] [--runs 3] [--threads 2]
+//   node dist/bench/profile.js [--only style_step_512|dream_step_512|mnist_step] [--runs 3] [--threads 2]
 import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -14,29 +15,33 @@ import { addDreamLoss } from '../ops/dream.js';
 import { IMAGE_GRAD, IMAGE_INPUT, buildForwardModel, buildGradientModel } from '../ops/grad-session.js';
 import { RECIPES, addStyleLoss, addTargetOutputs } from '../ops/style.js';
 import { logger } from '../util/logger.js';
+import { mnistNet } from '../train/mnist-net.js';
+import { describeNet, trainingGraph } from '../train/ort-net.js';
+import { initialWeights } from '../train/ort-trainable.js';
 import { type BenchContext, benchModel } from './workloads.js';
 
 const { values } = parseArgs({ options: { only: { type: 'string', default: '' }, runs: { type: 'string', default: '3' }, threads: { type: 'string', default: String(availableParallelism()) } } });
 const ctx: BenchContext = { reps: 1, threads: Number(values.threads), benchModelsDir: resolve(join(loadConfig().modelsDir, '.bench')), logger };
 const runs = Number(values.runs);
 
-function options(profile: boolean): ort.InferenceSession.SessionOptions {
+function options(profile: boolean, spinning = false): ort.InferenceSession.SessionOptions {
+  const spin = spinning ? { intra_op: { allow_spinning: '1' }, force_spinning_stop: '1' } : { intra_op: { allow_spinning: '0' } };
   return {
     executionProviders: ['cpu'], intraOpNumThreads: ctx.threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all',
-    enableCpuMemArena: true, enableMemPattern: process.env.MEMPAT !== '0', logSeverityLevel: 3, extra: { session: { intra_op: { allow_spinning: '0' } } },
+    enableCpuMemArena: true, enableMemPattern: process.env.MEMPAT !== '0', logSeverityLevel: 3, extra: { session: spin },
     ...(profile ? { enableProfiling: true, profileFilePrefix: join(tmpdir(), `convserve-profile-${process.pid}`) } : {}),
   };
 }
 
 const rand = (n: number) => Float32Array.from({ length: n }, () => Math.random());
 
-async function profile(name: string, bytes: Uint8Array, feeds: Record<string, ort.Tensor>): Promise<void> {
-  const s = await ort.InferenceSession.create(bytes, options(true));
-  await s.run(feeds, ['loss', IMAGE_GRAD]); // warm-up (arena growth, prepacking)
+async function profile(name: string, bytes: Uint8Array, feeds: Record<string, ort.Tensor>, fetches = ['loss', IMAGE_GRAD], spinning = false): Promise<void> {
+  const s = await ort.InferenceSession.create(bytes, options(true, spinning));
+  await s.run(feeds, fetches); // warm-up (arena growth, prepacking)
   const wall: number[] = [];
   for (let i = 0; i < runs; i++) {
     const t = performance.now();
-    await s.run(feeds, ['loss', IMAGE_GRAD]);
+    await s.run(feeds, fetches);
     wall.push(performance.now() - t);
   }
   s.endProfiling(); // node binding: returns nothing; the file is <prefix>_<timestamp>.json
@@ -100,4 +105,20 @@ if (!values.only || values.only === 'dream_step_512') {
   const feeds: Record<string, ort.Tensor> = { [IMAGE_INPUT]: new ort.Tensor('float32', rand(512 * 512 * 3), [1, 3, 512, 512]) };
   [1, 1.5, 2, 2.5].forEach((c, k) => { feeds[`coeff_${k}`] = new ort.Tensor('float32', new Float32Array([c]), []); });
   await profile('dream_step_512 (InceptionV3 → mixed7, Σ coeff·mean(act²), input gradient)', buildGradientModel(modelPath, (b) => addDreamLoss(b, { layers: ['mixed4', 'mixed5', 'mixed6', 'mixed7'], crop: 0 })), feeds);
+}
+if (values.only === 'mnist_step') {
+  // Not in the default set (a training step, not a gradient-to-image step): only on request.
+  const spec = mnistNet(0);
+  const graph = trainingGraph(spec);
+  const batch = 64;
+  const feeds: Record<string, ort.Tensor> = { x: new ort.Tensor('float32', rand(batch * 784), [batch, 1, 28, 28]) };
+  const labels = new Float32Array(batch * 10);
+  for (let i = 0; i < batch; i++) labels[i * 10 + (i % 10)] = 1;
+  feeds.labels = new ort.Tensor('float32', labels, [batch, 10]);
+  for (const [name, w] of initialWeights(describeNet(spec), 0)) feeds[name] = new ort.Tensor('float32', w, describeNet(spec).params.find((p) => p.name === name)!.dims);
+  const fetches = [graph.loss, graph.logits, ...Object.values(graph.grads)];
+  // The trainer's session does not spin (the engine's default); OrtTrainerOptions.spinning would: both, to see
+  // what spinning buys on this machine as it is now.
+  await profile('mnist_step (digit net, batch 64: forward, cross-entropy, every weight gradient; as the trainer runs it)', graph.bytes, feeds, fetches, false);
+  await profile('mnist_step with spinning during the run (OrtTrainerOptions.spinning)', graph.bytes, feeds, fetches, true);
 }

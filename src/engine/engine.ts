@@ -226,7 +226,7 @@ export class Engine extends EventEmitter {
     if (!p) {
       const s = this.sessions.get(key);
       if (!s) return Promise.reject(new Error(`engine: no session '${key}' is registered`));
-      const options = { ...this.sessionOptions, memArena: s.options.memArena ?? this.sessionOptions.memArena };
+      const options = { ...this.sessionOptions, memArena: s.options.memArena ?? this.sessionOptions.memArena, spinning: s.options.spinning };
       w.ranSinceLoad.delete(key);
       p = w.request({ type: 'load', key, source: s.source, options }).then((m) => {
         if (m.type !== 'loaded') throw new Error(`unexpected reply ${m.type}`);

@@ -14,6 +14,8 @@ export interface SessionOptionsSpec {
   executionProviders: string[];
   /** Keep ORT's CPU memory arena (faster; retains peak memory between runs). */
   memArena?: boolean;
+  /** Intra-op threads spin while a run lasts (stopped after each run); for a session that has the cores to itself. */
+  spinning?: boolean;
 }
 
 export type ToWorker =

@@ -22,6 +22,11 @@ export interface SessionLoadOptions {
   memArena?: boolean;
   /** Default: recycle after the engine's `recycleIdleMs` (when set). */
   idle?: IdlePolicy;
+  /**
+   * Let the session's intra-op threads spin between the parallel parts of a run (stopped at the end of each run).
+   * Only for a session that has the cores to itself while it runs (a trainer's engine). Default false.
+   */
+  spinning?: boolean;
 }
 
 export interface SessionCacheLimits {

@@ -19,8 +19,9 @@ function sessionOptions(o: SessionOptionsSpec, providers: string[]): ort.Inferen
     graphOptimizationLevel: 'all',
     enableCpuMemArena: o.memArena ?? true,
     logSeverityLevel: 3,
-    // Several sessions share the cores: spinning pool threads would steal them from each other.
-    extra: { session: { intra_op: { allow_spinning: '0' } } },
+    // Several sessions share the cores: spinning pool threads would steal them from each other. A session that
+    // has them to itself (o.spinning) spins inside a run only: force_spinning_stop ends it when the run returns.
+    extra: { session: { intra_op: { allow_spinning: o.spinning ? '1' : '0' }, ...(o.spinning ? { force_spinning_stop: '1' } : {}) } },
   };
 }
 

@@ -7,6 +7,7 @@
 // chain with the weights as initializers.
 import { availableParallelism } from 'node:os';
 import { Engine, type WireTensor } from '../engine/engine.js';
+import type { VjpOptions } from '../onnx/autodiff.js';
 import type { GraphBuilder } from '../onnx/builder.js';
 import { encodeModel } from '../onnx/proto.js';
 import { logger } from '../util/logger.js';
@@ -26,6 +27,14 @@ export interface OrtTrainerOptions {
   initial?: ReadonlyMap<string, Float32Array>;
   /** ORT intra-op threads (default: every core). */
   threads?: number;
+  /**
+   * The training session's threads spin during each step's run (ORT allow_spinning '1', force_spinning_stop '1':
+   * they stop when the run returns). Only for a trainer that has the cores to itself: with any other load on the
+   * machine it made steps slower, not faster (docs/training.md "Step speed"). Default false.
+   */
+  spinning?: boolean;
+  /** How the training graph differentiates (default TRAINING_VJP of ./ort-net.ts). */
+  vjp?: VjpOptions;
 }
 
 /** Weights and optimizer state: everything a run needs to continue exactly where it stopped. */
@@ -96,7 +105,7 @@ export class OrtTrainable implements TrainableModel {
     this.shape = describeNet(spec);
     this.optimizer = new Optimizer(o.optimizer, o.learningRate);
     this.weights = initialWeights(this.shape, o.seed, o.initial);
-    this.graph = trainingGraph(spec);
+    this.graph = trainingGraph(spec, o.vjp);
     this.fetches = [this.graph.loss, this.graph.logits, ...Object.values(this.graph.grads), ...this.graph.stats.flatMap((s) => [s.mean, s.variance])];
   }
 
@@ -106,7 +115,7 @@ export class OrtTrainable implements TrainableModel {
     await engine.start();
     const t = new OrtTrainable(o.spec, engine, o);
     try {
-      await engine.load(t.trainKey, { bytes: t.graph.bytes });
+      await engine.load(t.trainKey, { bytes: t.graph.bytes }, { spinning: o.spinning ?? false });
       const evalGraph = inferenceModel(o.spec, { kind: 'inputs' }, 'evaluate').toGraph();
       await engine.load(t.evalKey, { bytes: encodeModel({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }], producerName: 'convserve train', graph: evalGraph }) });
     } catch (e) {

@@ -27,6 +27,13 @@ export interface VjpOptions {
    * other max-pool uses).
    */
   maxPoolBackward?: 'mask' | 'scatter';
+  /**
+   * Weight gradient of 2-D group-1 Convs whose C, H, W are static: 'conv' (default; one Conv correlating x with
+   * the upstream gradient) or 'gemm' (patches gathered channels-last once, then one Gemm over batch × positions;
+   * faster for small images with many channels, such as a digit classifier's training graph). 'gemm' keeps the
+   * Conv form where it does not pay: one input channel, or more than 2¹⁸ patch values per example.
+   */
+  convWeightGrad?: 'conv' | 'gemm';
 }
 
 export class VjpContext {
