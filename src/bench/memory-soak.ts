@@ -10,7 +10,8 @@
 // /v1/filter, while one style job (`--style-size` px) runs (the load starts at its first step); a still-running
 // job is cancelled when the load ends.
 // Every CONVSERVE_* variable of this environment reaches the server (compare settings that way). Prints a
-// timeline on stderr and one JSON line on stdout.
+// timeline on stderr and one JSON line on stdout; the timeline includes the engine's idle recycles and
+// releases the server logged (each with the server's RSS at that moment), timed from the end of the load.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -37,6 +38,22 @@ const log = (msg: string) => process.stderr.write(`memory-soak: ${msg}\n`);
 const dataDir = mkdtempSync(join(tmpdir(), 'convserve-soak-'));
 const server = await startServerProcess({ CONVSERVE_MODELS_DIR: resolve(loadConfig().modelsDir), CONVSERVE_DATA_DIR: dataDir });
 const { url } = server;
+// The engine's memory events, read from the server's log (pino JSON lines on its stdout).
+interface MemoryEvent { t_s: number; event: string; session: string; worker?: number; ms?: number; rss_mb: number }
+const memoryEvents: MemoryEvent[] = [];
+let loadEnd: number | undefined;
+let pendingLog = '';
+server.child.stdout!.on('data', (d: Buffer) => {
+  const lines = (pendingLog + d.toString()).split('\n');
+  pendingLog = lines.pop() ?? '';
+  for (const line of lines) {
+    if (!line.includes('session recycle') && !line.includes('idle session released')) continue;
+    const e = JSON.parse(line) as { msg: string; session: string; worker?: number; ms?: number; rss_mb: number };
+    const ev: MemoryEvent = { t_s: Number(((Date.now() - (loadEnd ?? Date.now())) / 1000).toFixed(1)), event: e.msg, session: e.session, worker: e.worker, ms: e.ms, rss_mb: e.rss_mb };
+    memoryEvents.push(ev);
+    log(`${loadEnd === undefined ? 'during load' : `+${ev.t_s} s idle`}: ${ev.event} ${ev.session}${ev.ms !== undefined ? ` (${ev.ms} ms since start)` : ''}: ${ev.rss_mb} MB`);
+  }
+});
 try {
   const models = (await (await fetch(`${url}/v1/models`)).json()) as { models: { name: string; status: string }[] };
   for (const m of ['vgg19', 'inception_v3']) {
@@ -85,6 +102,7 @@ try {
   ]);
   const jobView = await jobState();
   if (!['succeeded', 'failed', 'cancelled'].includes(jobView.status)) await fetch(`${url}/v1/jobs/${jobId}`, { method: 'DELETE' });
+  loadEnd = Date.now();
   await sleep(500);
   clearInterval(sampler);
   const rssAfterLoad = server.rssMb();
@@ -101,7 +119,7 @@ try {
     // The glibc malloc settings the server ran with (docs/memory.md): they decide whether freed memory goes back.
     malloc_env: Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('MALLOC_') || k === 'GLIBC_TUNABLES')),
     rss_idle_mb: rssIdle, rss_peak_mb: peak, rss_after_load_mb: rssAfterLoad, rss_after_idle_mb: timeline.at(-1) ?? rssAfterLoad, rss_idle_timeline_mb: timeline,
-    responses: Object.fromEntries([...statuses].sort()), style_job: jobView.status,
+    responses: Object.fromEntries([...statuses].sort()), style_job: jobView.status, memory_events: memoryEvents,
   }));
 } finally {
   await server.stop();

@@ -14,6 +14,11 @@ export interface SessionOptionsSpec {
   executionProviders: string[];
   /** Keep ORT's CPU memory arena (faster; retains peak memory between runs). */
   memArena?: boolean;
+  /**
+   * Let ORT pre-pack constant weights (MatMul/Gemm B) into its own copies. Off, the weights of a model with an
+   * external-data file stay mapped from that file: a reload then copies nothing (docs/memory.md).
+   */
+  prepack?: boolean;
 }
 
 export type ToWorker =

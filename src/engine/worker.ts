@@ -20,7 +20,7 @@ function sessionOptions(o: SessionOptionsSpec, providers: string[]): ort.Inferen
     enableCpuMemArena: o.memArena ?? true,
     logSeverityLevel: 3,
     // Several sessions share the cores: spinning pool threads would steal them from each other.
-    extra: { session: { intra_op: { allow_spinning: '0' } } },
+    extra: { session: { intra_op: { allow_spinning: '0' }, ...(o.prepack === false ? { disable_prepacking: '1' } : {}) } },
   };
 }
 
