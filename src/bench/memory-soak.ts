@@ -12,6 +12,7 @@
 // Every CONVSERVE_* variable of this environment reaches the server (compare settings that way). Prints a
 // timeline on stderr and one JSON line on stdout; the timeline includes the engine's idle recycles and
 // releases the server logged (each with the server's RSS at that moment), timed from the end of the load.
+// After the idle period, one VGG19 classify shows what the first request after a recycle costs.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -114,11 +115,19 @@ try {
     timeline.push(server.rssMb());
     log(`+${Math.min(t + 10_000, idleMs) / 1000} s idle: ${timeline.at(-1)} MB`);
   }
+  // The memory is given back, not lost: one request after the idle minute maps VGG19's weights again.
+  const t1 = performance.now();
+  const after = await fetch(`${url}/v1/classify?model=vgg19`, { method: 'POST', body: form({ image: photo }) });
+  await after.arrayBuffer();
+  const firstMs = Math.round(performance.now() - t1);
+  const rssAfterRequest = server.rssMb();
+  log(`one vgg19 classify after the idle minute: ${after.status} in ${firstMs} ms; RSS then ${rssAfterRequest} MB`);
   console.log(JSON.stringify({
     workload: 'memory_soak', load_s: loadMs / 1000, idle_s: idleMs / 1000, classify_clients: Number(values.classify), filter_clients: Number(values.filter), style_size: Number(values['style-size']),
     // The glibc malloc settings the server ran with (docs/memory.md): they decide whether freed memory goes back.
     malloc_env: Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('MALLOC_') || k === 'GLIBC_TUNABLES')),
     rss_idle_mb: rssIdle, rss_peak_mb: peak, rss_after_load_mb: rssAfterLoad, rss_after_idle_mb: timeline.at(-1) ?? rssAfterLoad, rss_idle_timeline_mb: timeline,
+    first_classify_after_idle: { status: after.status, ms: firstMs, rss_mb: rssAfterRequest },
     responses: Object.fromEntries([...statuses].sort()), style_job: jobView.status, memory_events: memoryEvents,
   }));
 } finally {
