@@ -109,12 +109,23 @@ try {
   const rssAfterLoad = server.rssMb();
   log(`after ${loadMs / 1000} s of load: ${rssAfterLoad} MB (peak ${peak} MB); style job ${jobView.status} at step ${jobView.progress?.step ?? '?'}${jobView.error ? ` (${jobView.error.type}: ${jobView.error.detail})` : ''}`);
 
+  // RSS every 250 ms while idle, to find each recycle's peak (a 10-s sample only catches one by luck).
+  const fine: { t_s: number; rss_mb: number }[] = [];
+  const fineSampler = setInterval(() => fine.push({ t_s: (Date.now() - loadEnd!) / 1000, rss_mb: server.rssMb() }), 250);
   const timeline: number[] = [];
   for (let t = 0; t < idleMs; t += 10_000) {
     await sleep(Math.min(10_000, idleMs - t));
     timeline.push(server.rssMb());
     log(`+${Math.min(t + 10_000, idleMs) / 1000} s idle: ${timeline.at(-1)} MB`);
   }
+  clearInterval(fineSampler);
+  const recycles = memoryEvents.filter((e) => e.event === 'session recycle start' && e.t_s > 0).map((start) => {
+    const end = memoryEvents.find((e) => e.session === start.session && e.t_s >= start.t_s && /recycle (loaded|failed)/.test(e.event));
+    const during = fine.filter((f) => f.t_s >= start.t_s && (!end || f.t_s <= end.t_s + 0.25)).map((f) => f.rss_mb);
+    return { session: start.session.split('@')[0], start_s: start.t_s, seconds: end?.ms !== undefined ? end.ms / 1000 : null, rss_peak_mb: Math.max(start.rss_mb, ...during) };
+  });
+  for (const r of recycles) log(`recycle of ${r.session} at +${r.start_s} s: ${r.seconds ?? 'unfinished'} s, RSS peak ${r.rss_peak_mb} MB`);
+
   // The memory is given back, not lost: one request after the idle minute maps VGG19's weights again.
   const t1 = performance.now();
   const after = await fetch(`${url}/v1/classify?model=vgg19`, { method: 'POST', body: form({ image: photo }) });
@@ -127,6 +138,7 @@ try {
     // The glibc malloc settings the server ran with (docs/memory.md): they decide whether freed memory goes back.
     malloc_env: Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('MALLOC_') || k === 'GLIBC_TUNABLES')),
     rss_idle_mb: rssIdle, rss_peak_mb: peak, rss_after_load_mb: rssAfterLoad, rss_after_idle_mb: timeline.at(-1) ?? rssAfterLoad, rss_idle_timeline_mb: timeline,
+    idle_recycles: recycles, rss_idle_peak_after_30s_mb: Math.max(0, ...fine.filter((f) => f.t_s >= 30).map((f) => f.rss_mb)),
     first_classify_after_idle: { status: after.status, ms: firstMs, rss_mb: rssAfterRequest },
     responses: Object.fromEntries([...statuses].sort()), style_job: jobView.status, memory_events: memoryEvents,
   }));
