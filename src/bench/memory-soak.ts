@@ -119,12 +119,16 @@ try {
     log(`+${Math.min(t + 10_000, idleMs) / 1000} s idle: ${timeline.at(-1)} MB`);
   }
   clearInterval(fineSampler);
-  const recycles = memoryEvents.filter((e) => e.event === 'session recycle start' && e.t_s > 0).map((start) => {
-    const end = memoryEvents.find((e) => e.session === start.session && e.t_s >= start.t_s && /recycle (loaded|failed)/.test(e.event));
-    const during = fine.filter((f) => f.t_s >= start.t_s && (!end || f.t_s <= end.t_s + 0.25)).map((f) => f.rss_mb);
-    return { session: start.session.split('@')[0], start_s: start.t_s, seconds: end?.ms !== undefined ? end.ms / 1000 : null, rss_peak_mb: Math.max(start.rss_mb, ...during) };
+  // Each recycle's reload: from the old session's release to the new one's load, its RSS at both ends and its peak.
+  const recycles = memoryEvents.filter((e) => e.event === 'session recycle released' && e.t_s > 0).map((released) => {
+    const end = memoryEvents.find((e) => e.session === released.session && e.t_s >= released.t_s && /recycle (loaded|failed)/.test(e.event));
+    const during = fine.filter((f) => f.t_s >= released.t_s && (!end || f.t_s <= end.t_s)).map((f) => f.rss_mb);
+    return {
+      session: released.session.split('@')[0], released_s: released.t_s, seconds: end?.ms !== undefined ? end.ms / 1000 : null,
+      rss_released_mb: released.rss_mb, rss_loaded_mb: end?.rss_mb ?? null, rss_peak_mb: Math.max(released.rss_mb, end?.rss_mb ?? 0, ...during),
+    };
   });
-  for (const r of recycles) log(`recycle of ${r.session} at +${r.start_s} s: ${r.seconds ?? 'unfinished'} s, RSS peak ${r.rss_peak_mb} MB`);
+  for (const r of recycles) log(`reload of ${r.session} at +${r.released_s} s (recycle took ${r.seconds ?? 'unfinished'} s): RSS ${r.rss_released_mb} → ${r.rss_loaded_mb ?? '?'} MB, peak ${r.rss_peak_mb} MB`);
 
   // The memory is given back, not lost: one request after the idle minute maps VGG19's weights again.
   const t1 = performance.now();
