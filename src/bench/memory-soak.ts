@@ -10,7 +10,9 @@
 // /v1/filter, while one style job (`--style-size` px) runs (the load starts at its first step); a still-running
 // job is cancelled when the load ends.
 // Every CONVSERVE_* variable of this environment reaches the server (compare settings that way). Prints a
-// timeline on stderr and one JSON line on stdout.
+// timeline on stderr and one JSON line on stdout; the timeline includes the engine's idle recycles and
+// releases the server logged (each with the server's RSS at that moment), timed from the end of the load.
+// After the idle period, one VGG19 classify shows what the first request after a recycle costs.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -37,6 +39,22 @@ const log = (msg: string) => process.stderr.write(`memory-soak: ${msg}\n`);
 const dataDir = mkdtempSync(join(tmpdir(), 'convserve-soak-'));
 const server = await startServerProcess({ CONVSERVE_MODELS_DIR: resolve(loadConfig().modelsDir), CONVSERVE_DATA_DIR: dataDir });
 const { url } = server;
+// The engine's memory events, read from the server's log (pino JSON lines on its stdout).
+interface MemoryEvent { t_s: number; event: string; session: string; worker?: number; ms?: number; rss_mb: number }
+const memoryEvents: MemoryEvent[] = [];
+let loadEnd: number | undefined;
+let pendingLog = '';
+server.child.stdout!.on('data', (d: Buffer) => {
+  const lines = (pendingLog + d.toString()).split('\n');
+  pendingLog = lines.pop() ?? '';
+  for (const line of lines) {
+    if (!line.includes('session recycle') && !line.includes('idle session released')) continue;
+    const e = JSON.parse(line) as { msg: string; session: string; worker?: number; ms?: number; rss_mb: number };
+    const ev: MemoryEvent = { t_s: Number(((Date.now() - (loadEnd ?? Date.now())) / 1000).toFixed(1)), event: e.msg, session: e.session, worker: e.worker, ms: e.ms, rss_mb: e.rss_mb };
+    memoryEvents.push(ev);
+    log(`${loadEnd === undefined ? 'during load' : `+${ev.t_s} s idle`}: ${ev.event} ${ev.session}${ev.ms !== undefined ? ` (${ev.ms} ms since start)` : ''}: ${ev.rss_mb} MB`);
+  }
+});
 try {
   const models = (await (await fetch(`${url}/v1/models`)).json()) as { models: { name: string; status: string }[] };
   for (const m of ['vgg19', 'inception_v3']) {
@@ -85,23 +103,48 @@ try {
   ]);
   const jobView = await jobState();
   if (!['succeeded', 'failed', 'cancelled'].includes(jobView.status)) await fetch(`${url}/v1/jobs/${jobId}`, { method: 'DELETE' });
+  loadEnd = Date.now();
   await sleep(500);
   clearInterval(sampler);
   const rssAfterLoad = server.rssMb();
   log(`after ${loadMs / 1000} s of load: ${rssAfterLoad} MB (peak ${peak} MB); style job ${jobView.status} at step ${jobView.progress?.step ?? '?'}${jobView.error ? ` (${jobView.error.type}: ${jobView.error.detail})` : ''}`);
 
+  // RSS every 250 ms while idle, to find each recycle's peak (a 10-s sample only catches one by luck).
+  const fine: { t_s: number; rss_mb: number }[] = [];
+  const fineSampler = setInterval(() => fine.push({ t_s: (Date.now() - loadEnd!) / 1000, rss_mb: server.rssMb() }), 250);
   const timeline: number[] = [];
   for (let t = 0; t < idleMs; t += 10_000) {
     await sleep(Math.min(10_000, idleMs - t));
     timeline.push(server.rssMb());
     log(`+${Math.min(t + 10_000, idleMs) / 1000} s idle: ${timeline.at(-1)} MB`);
   }
+  clearInterval(fineSampler);
+  // Each recycle's reload: from the old session's release to the new one's load, its RSS at both ends and its peak.
+  const recycles = memoryEvents.filter((e) => e.event === 'session recycle released' && e.t_s > 0).map((released) => {
+    const end = memoryEvents.find((e) => e.session === released.session && e.t_s >= released.t_s && /recycle (loaded|failed)/.test(e.event));
+    const during = fine.filter((f) => f.t_s >= released.t_s && (!end || f.t_s <= end.t_s)).map((f) => f.rss_mb);
+    return {
+      session: released.session.split('@')[0], released_s: released.t_s, seconds: end?.ms !== undefined ? end.ms / 1000 : null,
+      rss_released_mb: released.rss_mb, rss_loaded_mb: end?.rss_mb ?? null, rss_peak_mb: Math.max(released.rss_mb, end?.rss_mb ?? 0, ...during),
+    };
+  });
+  for (const r of recycles) log(`reload of ${r.session} at +${r.released_s} s (recycle took ${r.seconds ?? 'unfinished'} s): RSS ${r.rss_released_mb} → ${r.rss_loaded_mb ?? '?'} MB, peak ${r.rss_peak_mb} MB`);
+
+  // The memory is given back, not lost: one request after the idle minute maps VGG19's weights again.
+  const t1 = performance.now();
+  const after = await fetch(`${url}/v1/classify?model=vgg19`, { method: 'POST', body: form({ image: photo }) });
+  await after.arrayBuffer();
+  const firstMs = Math.round(performance.now() - t1);
+  const rssAfterRequest = server.rssMb();
+  log(`one vgg19 classify after the idle minute: ${after.status} in ${firstMs} ms; RSS then ${rssAfterRequest} MB`);
   console.log(JSON.stringify({
     workload: 'memory_soak', load_s: loadMs / 1000, idle_s: idleMs / 1000, classify_clients: Number(values.classify), filter_clients: Number(values.filter), style_size: Number(values['style-size']),
     // The glibc malloc settings the server ran with (docs/memory.md): they decide whether freed memory goes back.
     malloc_env: Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('MALLOC_') || k === 'GLIBC_TUNABLES')),
     rss_idle_mb: rssIdle, rss_peak_mb: peak, rss_after_load_mb: rssAfterLoad, rss_after_idle_mb: timeline.at(-1) ?? rssAfterLoad, rss_idle_timeline_mb: timeline,
-    responses: Object.fromEntries([...statuses].sort()), style_job: jobView.status,
+    idle_recycles: recycles, rss_idle_peak_after_30s_mb: Math.max(0, ...fine.filter((f) => f.t_s >= 30).map((f) => f.rss_mb)),
+    first_classify_after_idle: { status: after.status, ms: firstMs, rss_mb: rssAfterRequest },
+    responses: Object.fromEntries([...statuses].sort()), style_job: jobView.status, memory_events: memoryEvents,
   }));
 } finally {
   await server.stop();

@@ -11,7 +11,7 @@ import { tooManyRequests, unavailable } from '../util/problem.js';
 import type { SessionOptionsSpec } from './protocol.js';
 import { DEFAULT_CACHE_LIMITS, SessionCache } from './session-cache.js';
 import { Task, TaskQueue } from './task-queue.js';
-import type { EngineOptions, EngineRunEvent, Feeds, IdlePolicy, RunOptions, RunResult, SessionInfo, SessionLoadOptions, SessionSource, WireTensor } from './types.js';
+import type { EngineOptions, EngineRecycleEvent, EngineRunEvent, Feeds, IdlePolicy, RunOptions, RunResult, SessionInfo, SessionLoadOptions, SessionSource, WireTensor } from './types.js';
 import { EngineWorker } from './worker-handle.js';
 
 export type * from './types.js';
@@ -34,6 +34,8 @@ export class Engine extends EventEmitter {
   private readonly retiring = new Set<EngineWorker>();
   private stopped = false;
   private idleTimer: NodeJS.Timeout | undefined;
+  /** An idle recycle is under way: the next one waits for it (two reloads never overlap). */
+  private recycling = false;
   /** Moving average of interactive compute time, for Retry-After. */
   private interactiveMs = 100;
   readonly sessionOptions: SessionOptionsSpec;
@@ -49,6 +51,7 @@ export class Engine extends EventEmitter {
       intraOpThreads: opts.threads > 0 ? opts.threads : availableParallelism(),
       executionProviders: opts.executionProviders ?? ['cpu'],
       memArena: opts.memArena ?? true,
+      prepack: opts.prepack ?? true,
     };
     this.limits = { interactiveQueue: opts.interactiveQueue ?? 64, interactiveDeadlineMs: opts.interactiveDeadlineMs ?? 0 };
     this.cache = new SessionCache(this, { ...DEFAULT_CACHE_LIMITS, ...opts.cache });
@@ -226,7 +229,7 @@ export class Engine extends EventEmitter {
     if (!p) {
       const s = this.sessions.get(key);
       if (!s) return Promise.reject(new Error(`engine: no session '${key}' is registered`));
-      const options = { ...this.sessionOptions, memArena: s.options.memArena ?? this.sessionOptions.memArena, spinning: s.options.spinning };
+      const options = { ...this.sessionOptions, memArena: s.options.memArena ?? this.sessionOptions.memArena, spinning: s.options.spinning, prepack: s.options.prepack ?? this.sessionOptions.prepack };
       w.ranSinceLoad.delete(key);
       p = w.request({ type: 'load', key, source: s.source, options }).then((m) => {
         if (m.type !== 'loaded') throw new Error(`unexpected reply ${m.type}`);
@@ -269,7 +272,9 @@ export class Engine extends EventEmitter {
 
   /**
    * Gives idle sessions' memory back. Worker messages are handled one at a time in order, so an unload or a
-   * reload sent now is never interleaved with a run of the same session sent later.
+   * reload sent now is never interleaved with a run of the same session sent later. Recycles go one at a time
+   * (one session on one worker): a reload briefly needs memory of its own, and two at once (two models, or one
+   * model on two workers) would add those peaks up.
    */
   private sweepIdle(): void {
     const now = performance.now();
@@ -279,14 +284,43 @@ export class Engine extends EventEmitter {
       const holders = this.workers.filter((w) => w.available && w.loaded.has(key));
       if (idle.action === 'release') {
         if (holders.length === 0) continue;
-        void this.release(key).catch((e: unknown) => this.opts.logger.warn({ err: e, session: key }, 'idle release failed'));
-      } else {
-        for (const w of holders.filter((h) => h.ranSinceLoad.has(key))) {
-          this.stats.recycled++;
-          w.loaded.delete(key);
-          void this.ensureLoaded(w, key).catch((e: unknown) => this.opts.logger.warn({ err: e, session: key }, 'idle recycle failed'));
-        }
+        const rssBefore = rssMb();
+        void this.release(key).then(
+          () => this.opts.logger.info({ session: key, rss_before_mb: rssBefore, rss_mb: rssMb() }, 'idle session released'),
+          (e: unknown) => this.opts.logger.warn({ err: e, session: key }, 'idle release failed'),
+        );
+      } else if (!this.recycling) {
+        const w = holders.find((h) => h.ranSinceLoad.has(key));
+        if (w) void this.recycle(w, key);
       }
+    }
+  }
+
+  /**
+   * Reloads `key` on `w` in place: the old session is released first (its own message, so the order is
+   * visible), then the new one is created; a run arriving meanwhile waits for the new one. Never throws.
+   */
+  private async recycle(w: EngineWorker, key: string): Promise<void> {
+    this.recycling = true;
+    this.stats.recycled++;
+    const t0 = performance.now();
+    const step = (phase: EngineRecycleEvent['phase']) => {
+      const e: EngineRecycleEvent = { key, worker: w.index, phase, ms: Math.round(performance.now() - t0), rssMb: rssMb() };
+      this.opts.logger.info({ session: key, worker: w.index, phase, ms: e.ms, rss_mb: e.rssMb }, `session recycle ${phase}`);
+      this.emit('recycle', e);
+    };
+    try {
+      step('start');
+      w.loaded.delete(key);
+      w.ranSinceLoad.delete(key);
+      const released = w.request({ type: 'unload', key }).then(() => step('released'));
+      await Promise.all([released, this.ensureLoaded(w, key)]);
+      step('loaded');
+    } catch (e) {
+      this.opts.logger.warn({ err: e, session: key }, 'idle recycle failed');
+      step('failed');
+    } finally {
+      this.recycling = false;
     }
   }
 
@@ -328,7 +362,7 @@ export class Engine extends EventEmitter {
       if (m.type !== 'result') throw new Error(`unexpected reply ${m.type}`);
       this.stats.runs++;
       if (task.priority === 'interactive') this.interactiveMs = 0.8 * this.interactiveMs + 0.2 * m.ms;
-      this.emit('run', { key: task.key, priority: task.priority, queueMs, computeMs: m.ms, batch: Object.values(feeds)[0]?.dims[0] } satisfies EngineRunEvent);
+      this.emit('run', { key: task.key, worker: w.index, priority: task.priority, queueMs, computeMs: m.ms, batch: Object.values(feeds)[0]?.dims[0] } satisfies EngineRunEvent);
       task.resolve({ outputs: m.outputs, computeMs: m.ms, queueMs });
     } catch (e) {
       if (!timedOut) {
@@ -351,6 +385,8 @@ export class Engine extends EventEmitter {
     }
   }
 }
+
+const rssMb = (): number => Math.round(process.memoryUsage.rss() / 2 ** 20);
 
 /** The feeds' buffers, each once: moved to the worker, not copied (the caller gives them up). */
 function transferList(feeds: Record<string, WireTensor>): ArrayBuffer[] {

@@ -13,6 +13,7 @@ export function engineOptions(config: Config, logger: Logger): EngineOptions {
     interactiveQueue: Math.max(config.engineQueue, config.maxFilesPerRequest),
     interactiveDeadlineMs: config.interactiveDeadlineMs,
     memArena: config.engineArena,
+    prepack: config.enginePrepack,
     recycleIdleMs: config.sessionRecycleMs,
     cache: {
       maxEntries: config.gradSessions,

@@ -16,6 +16,11 @@ export interface SessionOptionsSpec {
   memArena?: boolean;
   /** Intra-op threads spin while a run lasts (stopped after each run); for a session that has the cores to itself. */
   spinning?: boolean;
+  /**
+   * Let ORT pre-pack constant weights (MatMul/Gemm B) into its own copies. Off, the weights of a model with an
+   * external-data file stay mapped from that file: a reload then copies nothing (docs/memory.md).
+   */
+  prepack?: boolean;
 }
 
 export type ToWorker =

@@ -20,6 +20,8 @@ export interface IdlePolicy {
 export interface SessionLoadOptions {
   /** ORT's CPU memory arena: faster runs, but it keeps the peak activation memory until the session goes. */
   memArena?: boolean;
+  /** ORT's weight pre-packing (see SessionOptionsSpec.prepack). Default: the engine's `prepack`. */
+  prepack?: boolean;
   /** Default: recycle after the engine's `recycleIdleMs` (when set). */
   idle?: IdlePolicy;
   /**
@@ -54,6 +56,11 @@ export interface EngineOptions {
   interactiveDeadlineMs?: number;
   /** ORT arena for sessions loaded without `memArena`. Default true. */
   memArena?: boolean;
+  /**
+   * ORT's weight pre-packing for sessions loaded without `prepack`. Default true (ORT's default). Off, a model
+   * with external data keeps its weights mapped from the file, so a recycle's reload copies nothing.
+   */
+  prepack?: boolean;
   /** Sessions loaded without an idle policy are recycled after this long idle; 0 = never. Default 0. */
   recycleIdleMs?: number;
   /** How often idle sessions are looked for. Default 1000 ms. */
@@ -94,11 +101,28 @@ export interface RunResult {
 /** Emitted as 'run' after every successful run (metrics). */
 export interface EngineRunEvent {
   key: string;
+  /** Index of the worker that ran it. */
+  worker: number;
   priority: Priority;
   queueMs: number;
   computeMs: number;
   /** First dimension of the first feed (the batch size for classification). */
   batch?: number;
+}
+
+/**
+ * Emitted as 'recycle' for each step of an idle recycle (IdlePolicy 'recycle') on one worker: 'start', then
+ * 'released' (the old session is gone from the worker), then 'loaded' (the new one serves) or 'failed'.
+ * Recycles are staggered: the next one starts only after the previous one's 'loaded' or 'failed'.
+ */
+export interface EngineRecycleEvent {
+  key: string;
+  worker: number;
+  phase: 'start' | 'released' | 'loaded' | 'failed';
+  /** Since 'start'. */
+  ms: number;
+  /** Resident set of the process at this moment, MB. */
+  rssMb: number;
 }
 
 /**

@@ -21,7 +21,13 @@ function sessionOptions(o: SessionOptionsSpec, providers: string[]): ort.Inferen
     logSeverityLevel: 3,
     // Several sessions share the cores: spinning pool threads would steal them from each other. A session that
     // has them to itself (o.spinning) spins inside a run only: force_spinning_stop ends it when the run returns.
-    extra: { session: { intra_op: { allow_spinning: o.spinning ? '1' : '0' }, ...(o.spinning ? { force_spinning_stop: '1' } : {}) } },
+    extra: {
+      session: {
+        intra_op: { allow_spinning: o.spinning ? '1' : '0' },
+        ...(o.spinning ? { force_spinning_stop: '1' } : {}),
+        ...(o.prepack === false ? { disable_prepacking: '1' } : {}),
+      },
+    },
   };
 }
 
