@@ -26,6 +26,13 @@ export interface Prediction {
   probability: number;
 }
 
+/**
+ * Receives the duration (ms) of one stage of a classification: preprocess, batch (waiting for the batch to be
+ * cut), queue (waiting for an engine worker), ipc (the worker round trip: both messages and the engine's
+ * bookkeeping), infer (ORT's run()), post (probabilities, top-k). The stages follow each other.
+ */
+export type StageSink = (stage: string, ms: number) => void;
+
 export interface ClassifyOptions {
   top: number;
   resize: ResizeMode;
@@ -34,6 +41,8 @@ export interface ClassifyOptions {
   signal?: AbortSignal;
   /** Epoch ms by which the result is needed (queue + compute); past it: 503 `deadline-exceeded`. */
   deadline?: number;
+  /** Where this image's stage timings go (Server-Timing); nothing is measured for it otherwise. */
+  stages?: StageSink;
 }
 
 export interface ClassifyResult {
@@ -42,10 +51,23 @@ export interface ClassifyResult {
   batch_size: number;
 }
 
-interface Outcome { probs: Float32Array; queueMs: number; inferMs: number; batch: number }
+interface Outcome {
+  probs: Float32Array;
+  queueMs: number;
+  inferMs: number;
+  batch: number;
+  /** From submit until the batch was handed to the engine. */
+  batchWaitMs: number;
+  /** engine.run() from call to answer (queue + worker round trip + infer). */
+  engineMs: number;
+  /** performance.now() when the engine's answer arrived. */
+  answeredAt: number;
+}
 
 /** One image waiting for (or riding in) a batch; settles once: result, failure, abort or deadline. */
 class Item extends Settlement<Outcome> {
+  readonly submittedAt = performance.now();
+
   constructor(readonly input: Float32Array, resolve: (o: Outcome) => void, reject: (e: unknown) => void) {
     super(resolve, reject);
   }
@@ -122,11 +144,17 @@ class Batcher {
       if (batch.length > 1) batch.forEach((it, i) => data.set(it.input, i * per));
       return { [this.model.manifest.input.name]: { dims: [batch.length, channels, height, width], data } };
     };
+    const launchedAt = performance.now();
     this.engine.run(this.model.sessionKey, feeds, { priority: 'interactive', fetches: [this.model.manifest.output.name] }).then((r) => {
+      const answeredAt = performance.now();
+      const engineMs = answeredAt - launchedAt;
       const out = r.outputs[this.model.manifest.output.name]!;
       const classes = out.dims[1]!;
       this.batchSizes.push(batch.length);
-      batch.forEach((it, i) => it.resolve({ probs: out.data.subarray(i * classes, (i + 1) * classes), queueMs: r.queueMs, inferMs: r.computeMs, batch: batch.length }));
+      batch.forEach((it, i) => it.resolve({
+        probs: out.data.subarray(i * classes, (i + 1) * classes), queueMs: r.queueMs, inferMs: r.computeMs, batch: batch.length,
+        batchWaitMs: Math.max(0, launchedAt - it.submittedAt), engineMs, answeredAt,
+      }));
     }, (e: unknown) => {
       // The engine failed before cutting the batch: fail what is pending now.
       if (!cut) batch = this.pending.splice(0, this.opts.maxBatch);
@@ -170,8 +198,19 @@ export class Classifier {
     toInputTensor(resized, model.manifest.preprocessing, input, 0, { channels: geom.channels, invert: opts.invert });
     const preprocessMs = performance.now() - t0;
     const r = await this.batcher(model).submit(input, opts.signal, opts.deadline);
+    const predictions = topK(probabilitiesOf(r.probs, model.manifest.outputs), opts.top, model.labels);
+    if (opts.stages) {
+      const sink = opts.stages;
+      sink('preprocess', preprocessMs);
+      sink('batch', r.batchWaitMs);
+      sink('queue', r.queueMs);
+      sink('ipc', Math.max(0, r.engineMs - r.queueMs - r.inferMs));
+      sink('infer', r.inferMs);
+      // From the engine's answer to here: settling the promises, then probabilities and top-k.
+      sink('post', performance.now() - r.answeredAt);
+    }
     return {
-      predictions: topK(probabilitiesOf(r.probs, model.manifest.outputs), opts.top, model.labels),
+      predictions,
       timing_ms: { preprocess: round(preprocessMs), queue: round(r.queueMs), infer: round(r.inferMs) },
       batch_size: r.batch,
     };
