@@ -1,7 +1,7 @@
 // Glue between the model catalogue and the classifier: resolves a model name to a loaded engine session
 // (404 unknown, 503 not ready with the command that installs it) and labels every answer with the
 // provenance of its weights — synthetic weights are always reported as untrained.
-import { type DecodeLimits, type RawImage, decodeProbed, probeImage } from '../image/io.js';
+import { type DecodeLimits, type RawImage, decodeProbed, probeUpload } from '../image/io.js';
 import type { InvertMode } from '../image/preprocess.js';
 import type { ResizeMode } from '../image/resize.js';
 import type { Provenance } from '../models/manifest.js';
@@ -71,7 +71,7 @@ export class ClassifyService {
   async classifyUploads(modelName: string | undefined, uploads: Buffer[], opts: ClassifyRequestOptions, limits: DecodeLimits): ReturnType<ClassifyService['classifyImages']> {
     // Bad uploads are reported before model problems: a header check costs microseconds.
     const tProbe = performance.now();
-    const probed = await Promise.all(uploads.map((b) => probeImage(b, limits)));
+    const probed = await Promise.all(uploads.map((b) => probeUpload(b, limits)));
     const tModel = performance.now();
     const model = await this.models.classifier(modelName ?? this.defaultModel);
     const { width, height } = model.manifest.input;
