@@ -141,6 +141,8 @@ const httpClassify: Workload = {
         for (const k of ['decode', 'preprocess', 'queue', 'infer'] as const) push(k, body.timing_ms[k]);
         for (const [name, ms] of Object.entries(stages)) push(`server.${name}`, ms);
         push('server_overhead', (stages.total ?? NaN) - body.timing_ms.infer);
+        // The server's time in no named stage (between stages: parameter parsing, promise hops, returning).
+        push('server_unattributed', Object.entries(stages).reduce((left, [name, ms]) => (name === 'total' ? left : left - ms), stages.total ?? NaN));
         return total;
       };
       await timed(lean, '');
@@ -158,7 +160,7 @@ const httpClassify: Workload = {
           jpeg_bytes: jpeg.length, input: '1155x866 JPEG', median_infer_ms: med('infer'), http_overhead_ms: med('overhead'), median_decode_ms: med('decode'), median_preprocess_ms: med('preprocess'), median_queue_ms: med('queue'),
           // The server's own share (its Server-Timing total − infer), each stage's median (they need not add up to
           // the median total), what the lean client adds, and the same request sent by fetch + FormData.
-          server_overhead_ms: med('server_overhead'), server_timing_ms: Object.fromEntries(serverStages), client_ms: med('client'),
+          server_overhead_ms: med('server_overhead'), server_timing_ms: Object.fromEntries(serverStages), server_unattributed_ms: med('server_unattributed'), client_ms: med('client'),
           fetch_formdata_overhead_ms: med('fetch.overhead'), fetch_formdata_client_ms: med('fetch.client'),
         },
       };

@@ -22,7 +22,7 @@ export function classifyRoutes(r: ApiRouter, ctx: AppContext<'classify'>): void 
     query: ClassifyParams,
     rateLimit: 'interactive',
     body: { kind: 'image-upload', files: [{ name: 'image', maxCount: config.maxFilesPerRequest }], fields: ClassifyParams },
-    responses: { 200: { description: 'Predictions', content: { 'application/json': ClassifyResponse } } },
+    responses: { 200: { description: 'Predictions', content: { 'application/json': ClassifyResponse }, headers: { 'Server-Timing': 'Where the request\'s time went, in ms: mw, upload, probe, model, decode, preprocess, batch, queue, ipc (worker round trip), infer, post (top-k), json, total (docs/http-path.md).' } } },
     problems: [400, 404, 413, 415, 422, 503],
   }, imageUpload(config, { fields: [{ name: 'image', maxCount: config.maxFilesPerRequest }] }), async (req, res) => {
     const p = parseParams(ClassifyParams, requestParams(req));
