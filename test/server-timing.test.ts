@@ -67,6 +67,16 @@ describe('Server-Timing on POST /v1/classify', () => {
     assert.deepEqual(Object.keys(res.body.results[0].timing_ms), ['decode', 'preprocess', 'queue', 'infer']);
   });
 
+  it('concurrent requests (batched): each answer\'s stages stay within its own total', async () => {
+    const { png } = await testPattern(224, 224);
+    const all = await Promise.all(Array.from({ length: 6 }, () => request(svc.url).post('/v1/classify?model=vgg19&top=1').attach('image', png, 'p.png').expect(200)));
+    for (const res of all) {
+      const stages = stagesOf(res.headers['server-timing']);
+      assert.deepEqual([...stages.keys()], [...STAGES, 'total']);
+      assertStagesWithinTotal(stages);
+    }
+  });
+
   it('a refused upload answers its problem without stage timings', async () => {
     const res = await request(svc.url).post('/v1/classify?model=vgg19').attach('image', Buffer.from('not an image'), 'x.png').expect(422);
     assert.match(res.headers['content-type'], /problem\+json/);

@@ -56,8 +56,10 @@ interface Outcome {
   queueMs: number;
   inferMs: number;
   batch: number;
-  /** From submit until the batch was handed to the engine. */
+  /** From submit until the batch was handed to the engine (0 for an image that joined it later, before its cut). */
   batchWaitMs: number;
+  /** The part of the engine's queue wait after this image joined (the engine's queueMs counts from the launch). */
+  ownQueueMs: number;
   /** engine.run() from call to answer (queue + worker round trip + infer). */
   engineMs: number;
   /** performance.now() when the engine's answer arrived. */
@@ -151,10 +153,13 @@ class Batcher {
       const out = r.outputs[this.model.manifest.output.name]!;
       const classes = out.dims[1]!;
       this.batchSizes.push(batch.length);
-      batch.forEach((it, i) => it.resolve({
-        probs: out.data.subarray(i * classes, (i + 1) * classes), queueMs: r.queueMs, inferMs: r.computeMs, batch: batch.length,
-        batchWaitMs: Math.max(0, launchedAt - it.submittedAt), engineMs, answeredAt,
-      }));
+      batch.forEach((it, i) => {
+        const joinedAt = Math.max(launchedAt, it.submittedAt);
+        it.resolve({
+          probs: out.data.subarray(i * classes, (i + 1) * classes), queueMs: r.queueMs, inferMs: r.computeMs, batch: batch.length,
+          batchWaitMs: joinedAt - it.submittedAt, ownQueueMs: Math.max(0, r.queueMs - (joinedAt - launchedAt)), engineMs, answeredAt,
+        });
+      });
     }, (e: unknown) => {
       // The engine failed before cutting the batch: fail what is pending now.
       if (!cut) batch = this.pending.splice(0, this.opts.maxBatch);
@@ -203,7 +208,7 @@ export class Classifier {
       const sink = opts.stages;
       sink('preprocess', preprocessMs);
       sink('batch', r.batchWaitMs);
-      sink('queue', r.queueMs);
+      sink('queue', r.ownQueueMs);
       sink('ipc', Math.max(0, r.engineMs - r.queueMs - r.inferMs));
       sink('infer', r.inferMs);
       // From the engine's answer to here: settling the promises, then probabilities and top-k.
