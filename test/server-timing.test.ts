@@ -77,6 +77,15 @@ describe('Server-Timing on POST /v1/classify', () => {
     }
   });
 
+  it('reused input buffers never leak one image into the next: A, B, A answer A, B, A', async () => {
+    const a = await testPattern(224, 224);
+    const b = await testPattern(97, 131);
+    const answer = async (png: Buffer) => (await request(svc.url).post('/v1/classify?model=vgg19&top=1000').attach('image', png, 'p.png').expect(200)).body.predictions;
+    const [a1, b1, a2] = [await answer(a.png), await answer(b.png), await answer(a.png)];
+    assert.deepEqual(a2, a1, 'the same image gives the same probabilities, bit for bit');
+    assert.notDeepEqual(b1, a1);
+  });
+
   it('a refused upload answers its problem without stage timings', async () => {
     const res = await request(svc.url).post('/v1/classify?model=vgg19').attach('image', Buffer.from('not an image'), 'x.png').expect(422);
     assert.match(res.headers['content-type'], /problem\+json/);
