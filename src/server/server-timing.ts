@@ -43,7 +43,8 @@ export class StageClock {
 
   /** `name;dur=1.23, …, total;dur=…` — total is the time from the start until now. */
   header(now = performance.now()): string {
-    return [...this.stages, ['total', now - this.start] as [string, number]].map(([n, ms]) => `${n};dur=${ms.toFixed(2)}`).join(', ');
+    const total: [string, number] = ['total', now - this.start];
+    return [...this.stages, total].map(([n, ms]) => `${n};dur=${ms.toFixed(2)}`).join(', ');
   }
 }
 
