@@ -363,7 +363,7 @@ export class Engine extends EventEmitter {
       this.stats.runs++;
       if (task.priority === 'interactive') this.interactiveMs = 0.8 * this.interactiveMs + 0.2 * m.ms;
       this.emit('run', { key: task.key, worker: w.index, priority: task.priority, queueMs, computeMs: m.ms, batch: Object.values(feeds)[0]?.dims[0] } satisfies EngineRunEvent);
-      task.resolve({ outputs: m.outputs, computeMs: m.ms, queueMs });
+      task.resolve({ outputs: m.outputs, computeMs: m.ms, queueMs, ...(m.inputs ? { inputs: m.inputs } : {}) });
     } catch (e) {
       if (!timedOut) {
         if (!(e instanceof DOMException && e.name === 'AbortError')) this.stats.failures++;

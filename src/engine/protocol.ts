@@ -34,5 +34,6 @@ export type FromWorker =
   | { type: 'ready' }
   | { type: 'loaded'; id: number; key: string; inputNames: string[]; outputNames: string[]; ms: number; provider: string }
   | { type: 'unloaded'; id: number }
-  | { type: 'result'; id: number; outputs: Record<string, WireTensor>; ms: number }
+  /** `inputs`: the run's input tensors handed back (transferred), so the caller can reuse their memory. */
+  | { type: 'result'; id: number; outputs: Record<string, WireTensor>; ms: number; inputs?: Record<string, WireTensor> }
   | { type: 'error'; id: number; message: string };

@@ -96,6 +96,8 @@ export interface RunResult {
   computeMs: number;
   /** Time spent waiting for a free worker. */
   queueMs: number;
+  /** The run's input tensors, handed back by the worker (their buffers were moved there and back). */
+  inputs?: Record<string, WireTensor>;
 }
 
 /** Emitted as 'run' after every successful run (metrics). */

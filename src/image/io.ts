@@ -2,6 +2,7 @@
 // alpha flattening and the formats we accept.
 import sharp from 'sharp';
 import { ProblemError, badRequest, tooLarge, unprocessable, unsupportedMedia } from '../util/problem.js';
+import { readJpegHeader } from './jpeg-header.js';
 import { type RawImage, normalisePixels, pipelineToRaw, rawPipeline } from './raw.js';
 import { type ResizeTarget, withModelResize } from './resize.js';
 
@@ -37,13 +38,32 @@ export async function probeImage(bytes: Buffer, limits: DecodeLimits): Promise<s
   if (!format || !(ACCEPTED_INPUT_FORMATS as readonly string[]).includes(format)) {
     throw unsupportedMedia('unsupported-image-format', `Image format '${format ?? 'unknown'}' is not accepted. Accepted: JPEG, PNG, WebP, GIF, TIFF, AVIF.`);
   }
-  const width = meta.width ?? 0;
-  const height = meta.height ?? 0;
+  checkPixels(meta.width ?? 0, meta.height ?? 0, limits);
+  return meta;
+}
+
+function checkPixels(width: number, height: number, limits: DecodeLimits): void {
   if (width <= 0 || height <= 0) throw unprocessable('undecodable-image', 'The image header has no valid dimensions.');
   if (width * height > limits.maxInputPixels) {
     throw tooLarge('image-too-many-pixels', `The image is ${width}×${height} = ${width * height} pixels; the limit is ${limits.maxInputPixels} (CONVSERVE_MAX_INPUT_PIXELS).`, { width, height, limit: limits.maxInputPixels });
   }
-  return meta;
+}
+
+/** What {@link decodeProbed} needs from a probe. */
+export interface ProbedHeader {
+  /** EXIF orientation (1 or absent: none to apply). */
+  orientation?: number;
+}
+
+/**
+ * {@link probeImage} for the decode path: the same checks and problems, but a plain JPEG's header is read in
+ * JavaScript (jpeg-header.ts) instead of by libvips on the thread pool; anything else goes to probeImage.
+ */
+export async function probeUpload(bytes: Buffer, limits: DecodeLimits): Promise<ProbedHeader> {
+  const jpeg = readJpegHeader(bytes);
+  if (!jpeg) return probeImage(bytes, limits);
+  checkPixels(jpeg.width, jpeg.height, limits);
+  return jpeg;
 }
 
 /**
@@ -63,10 +83,10 @@ export interface DecodeOptions {
 }
 
 /**
- * {@link decodeImage} for bytes already checked by {@link probeImage} (`meta` is its answer): a caller that
+ * {@link decodeImage} for bytes already checked by {@link probeImage} or {@link probeUpload} (`meta` is its answer): a caller that
  * probes every upload first (to report bad ones before anything else) does not pay for a second header parse.
  */
-export async function decodeProbed(bytes: Buffer, meta: sharp.Metadata, limits: DecodeLimits, opts: DecodeOptions = {}): Promise<RawImage> {
+export async function decodeProbed(bytes: Buffer, meta: ProbedHeader, limits: DecodeLimits, opts: DecodeOptions = {}): Promise<RawImage> {
   const seconds = Math.max(1, Math.ceil(limits.decodeTimeoutMs / 1000));
   let pipeline = sharp(bytes, { limitInputPixels: limits.maxInputPixels, failOn: 'error', pages: 1 }).timeout({ seconds });
   // EXIF orientation: only an image that has one is auto-rotated (the no-op step still costs libvips work).

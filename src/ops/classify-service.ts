@@ -1,11 +1,11 @@
 // Glue between the model catalogue and the classifier: resolves a model name to a loaded engine session
 // (404 unknown, 503 not ready with the command that installs it) and labels every answer with the
 // provenance of its weights — synthetic weights are always reported as untrained.
-import { type DecodeLimits, type RawImage, decodeProbed, probeImage } from '../image/io.js';
+import { type DecodeLimits, type RawImage, decodeProbed, probeUpload } from '../image/io.js';
 import type { InvertMode } from '../image/preprocess.js';
 import type { ResizeMode } from '../image/resize.js';
 import type { Provenance } from '../models/manifest.js';
-import { type ClassifierModel, type ClassifyResult, Classifier } from './classify.js';
+import { type ClassifierModel, type ClassifyResult, type StageSink, Classifier } from './classify.js';
 
 export interface ModelProvider {
   /** A ready classification model, or throws a ProblemError (404 unknown model, 503 not ready). */
@@ -54,6 +54,11 @@ export interface ClassifyRequestOptions {
   invert?: InvertMode;
   /** Aborted when the client goes away: decoding stops and queued images leave the batch queue. */
   signal?: AbortSignal;
+  /**
+   * Where stage timings go (Server-Timing): probe, model, decode (all images), then the classification stages
+   * of the first image (see StageSink) — disjoint stretches of the request's timeline.
+   */
+  stages?: StageSink;
 }
 
 export class ClassifyService {
@@ -65,20 +70,28 @@ export class ClassifyService {
    */
   async classifyUploads(modelName: string | undefined, uploads: Buffer[], opts: ClassifyRequestOptions, limits: DecodeLimits): ReturnType<ClassifyService['classifyImages']> {
     // Bad uploads are reported before model problems: a header check costs microseconds.
-    const probed = await Promise.all(uploads.map((b) => probeImage(b, limits)));
+    const tProbe = performance.now();
+    const probed = await Promise.all(uploads.map((b) => probeUpload(b, limits)));
+    const tModel = performance.now();
     const model = await this.models.classifier(modelName ?? this.defaultModel);
     const { width, height } = model.manifest.input;
     const t0 = performance.now();
     opts.signal?.throwIfAborted();
     const images = await Promise.all(uploads.map((b, i) => decodeProbed(b, probed[i]!, limits, { resize: { width, height, mode: opts.resize } })));
     opts.signal?.throwIfAborted();
-    return this.classifyImages(model.name, images, opts, (performance.now() - t0) / Math.max(1, uploads.length));
+    const t1 = performance.now();
+    opts.stages?.('probe', tModel - tProbe);
+    opts.stages?.('model', t0 - tModel);
+    opts.stages?.('decode', t1 - t0);
+    return this.classifyImages(model.name, images, opts, (t1 - t0) / Math.max(1, uploads.length));
   }
 
   async classifyImages(modelName: string | undefined, images: RawImage[], opts: ClassifyRequestOptions, decodeMs = 0): Promise<ClassifyAnswer> {
+    const t0 = performance.now();
     const model = await this.models.classifier(modelName ?? this.defaultModel);
+    opts.stages?.('model', performance.now() - t0);
     const top = opts.top ?? Math.min(5, model.manifest.output.classes);
-    const results = await Promise.all(images.map((img) => this.classifier.classify(model, img, { top, resize: opts.resize, invert: opts.invert, signal: opts.signal })));
+    const results = await Promise.all(images.map((img, i) => this.classifier.classify(model, img, { top, resize: opts.resize, invert: opts.invert, signal: opts.signal, stages: i === 0 ? opts.stages : undefined })));
     return {
       model: model.name,
       weights: weightsInfo(model),

@@ -11,6 +11,7 @@ import type { AppContext } from './context.js';
 import type { BoundPlugin } from './plugin.js';
 import { type ApiRouter, RouteRegistry } from './route-registry.js';
 import { securityHeaders } from './security-headers.js';
+import { startStageClock } from './server-timing.js';
 import { cors, hostGuard, originGuard } from './security-origin.js';
 import { interactiveRateLimit } from './security-rate.js';
 import { filterRoutes } from './routes/filter.js';
@@ -30,6 +31,7 @@ export function createApp(ctx: AppContext, plugins: readonly BoundPlugin[] = [])
   app.disable('x-powered-by');
   app.set('query parser', 'extended');
 
+  app.use(startStageClock); // first: the Server-Timing of a route counts everything in front of it
   app.use(pinoHttp({
     logger: ctx.logger,
     genReqId: (req, res) => {

@@ -115,8 +115,12 @@ export function imageUpload(config: Config, opts: UploadOptions): RequestHandler
   const names = opts.fields.map((f) => f.name);
 
   return (req: Request, res: Response, next: NextFunction) => {
+    // Server-Timing: `mw` = the middlewares in front of the route (logging, security, auth, rate limit),
+    // `upload` = receiving and parsing the body.
+    req.clock?.lap('mw');
     const type = (req.headers['content-type'] ?? '').toLowerCase();
     const done = (err?: unknown) => {
+      req.clock?.lap('upload');
       if (err) return next(translateUploadError(err, config, opts.fields));
       if (required && (!req.images || req.images.length === 0)) {
         return next(badRequest('missing-image', `No image uploaded. Send multipart/form-data with a file field ${names.map((f) => `'${f}'`).join(' or ')}, or a raw body with an image/* Content-Type.`));

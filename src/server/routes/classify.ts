@@ -4,6 +4,7 @@ import { ClassifyResponse } from '../api-schemas.js';
 import { type ApiRouter, route } from '../route-registry.js';
 import { requestParams } from '../params.js';
 import { parseParams } from '../../util/params.js';
+import { sendTimedJson } from '../server-timing.js';
 import { clientGoneSignal, imageUpload } from '../upload.js';
 
 export const ClassifyParams = z.object({
@@ -21,19 +22,20 @@ export function classifyRoutes(r: ApiRouter, ctx: AppContext<'classify'>): void 
     query: ClassifyParams,
     rateLimit: 'interactive',
     body: { kind: 'image-upload', files: [{ name: 'image', maxCount: config.maxFilesPerRequest }], fields: ClassifyParams },
-    responses: { 200: { description: 'Predictions', content: { 'application/json': ClassifyResponse } } },
+    responses: { 200: { description: 'Predictions', content: { 'application/json': ClassifyResponse }, headers: { 'Server-Timing': 'Where the request\'s time went, in ms: mw, upload, probe, model, decode, preprocess, batch, queue, ipc (worker round trip), infer, post (top-k), json, total (docs/http-path.md).' } } },
     problems: [400, 404, 413, 415, 422, 503],
   }, imageUpload(config, { fields: [{ name: 'image', maxCount: config.maxFilesPerRequest }] }), async (req, res) => {
     const p = parseParams(ClassifyParams, requestParams(req));
     // A client that disconnects stops waiting: its images leave the batch queue instead of costing inference.
     const signal = clientGoneSignal(res);
-    const out = await core.classify.classifyUploads(p.model, req.images!.map((f) => f.bytes), { top: p.top, resize: p.resize, invert: p.invert, signal }, config);
+    // Server-Timing: the stages of the request (for several images: decode of all, then the first image's).
+    const out = await core.classify.classifyUploads(p.model, req.images!.map((f) => f.bytes), { top: p.top, resize: p.resize, invert: p.invert, signal, stages: req.clock?.add }, config);
     const names = req.images!.map((f) => f.filename);
     if (out.results.length === 1) {
       const [one] = out.results;
-      res.json({ model: out.model, weights: out.weights, ...(out.outputs ? { outputs: out.outputs } : {}), predictions: one!.predictions, timing_ms: one!.timing_ms, batch_size: one!.batch_size } satisfies z.input<typeof ClassifyResponse>);
+      sendTimedJson(res, req.clock, { model: out.model, weights: out.weights, ...(out.outputs ? { outputs: out.outputs } : {}), predictions: one!.predictions, timing_ms: one!.timing_ms, batch_size: one!.batch_size } satisfies z.input<typeof ClassifyResponse>);
     } else {
-      res.json({ model: out.model, weights: out.weights, ...(out.outputs ? { outputs: out.outputs } : {}), results: out.results.map((x, i) => ({ image: i, filename: names[i], ...x })) } satisfies z.input<typeof ClassifyResponse>);
+      sendTimedJson(res, req.clock, { model: out.model, weights: out.weights, ...(out.outputs ? { outputs: out.outputs } : {}), results: out.results.map((x, i) => ({ image: i, filename: names[i], ...x })) } satisfies z.input<typeof ClassifyResponse>);
     }
   });
 }
