@@ -71,7 +71,9 @@ export async function timeIt(reps: number, fn: () => Promise<unknown>): Promise<
  * ORT's arena as CONVSERVE_ENGINE_ARENA says, so its speed cost can be measured).
  */
 async function withEngine<T>(ctx: BenchContext, fn: (engine: Engine) => Promise<T>): Promise<T> {
-  const engine = new Engine({ workers: 1, threads: ctx.threads, taskTimeoutMs: 600_000, logger: ctx.logger, memArena: loadConfig().engineArena });
+  // The service's arena and pre-packing settings (CONVSERVE_ENGINE_ARENA / _PREPACK), so their cost can be measured.
+  const config = loadConfig();
+  const engine = new Engine({ workers: 1, threads: ctx.threads, taskTimeoutMs: 600_000, logger: ctx.logger, memArena: config.engineArena, prepack: config.enginePrepack });
   await engine.start();
   try {
     return await fn(engine);
