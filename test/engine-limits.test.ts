@@ -6,6 +6,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Engine } from '../src/engine/engine.js';
+import { SessionCache } from '../src/engine/session-cache.js';
+import type { SessionLoadOptions } from '../src/engine/types.js';
 import { synthesizeModel } from '../src/models/synth.js';
 import { addDreamLoss, canonicalDreamCoefficients, canonicalDreamLayers, dreamSession, engineTileRunner } from '../src/ops/dream.js';
 import { IMAGE_GRAD, IMAGE_INPUT, buildGradientModel, scalarTensor } from '../src/ops/grad-session.js';
@@ -180,6 +182,29 @@ describe('session cache (built sessions, bounded LRU)', () => {
       await assert.rejects(engine.cache.ensure('broken', async () => { throw new Error('no such layer'); }), /no such layer/);
       assert.equal(engine.has('broken'), false);
       assert.equal(engine.cache.keys().includes('broken'), false);
+    } finally {
+      await engine.stop();
+    }
+  });
+});
+
+describe('session cache: per-session arena', () => {
+  it('loads a session with the arena the caller asks for (the style targets graph: none), else the cache\'s', async () => {
+    const engine = new Engine({ workers: 1, threads: 1, taskTimeoutMs: 60_000, logger });
+    await engine.start();
+    try {
+      // The real engine underneath; the host records what the cache asked it to load.
+      const asked = new Map<string, SessionLoadOptions | undefined>();
+      const cache = new SessionCache({
+        load: (key, source, options) => { asked.set(key, options); return engine.load(key, source, options); },
+        unload: (key) => engine.unload(key),
+        on: (event: 'run' | 'stop', listener: never) => engine.on(event, listener),
+      }, { maxEntries: 4, idleReleaseMs: 0, inUseGraceMs: 0, memArena: true });
+      await cache.ensure('arena', async (file) => { convStack(file, 1, 1); });
+      await cache.ensure('no-arena', async (file) => { convStack(file, 1, 2); }, { memArena: false });
+      assert.equal(asked.get('arena')?.memArena, true);
+      assert.equal(asked.get('no-arena')?.memArena, false);
+      for (const key of ['arena', 'no-arena']) assert.deepEqual((await engine.run(key, feed(3, 3))).outputs.output!.dims, [1, 8, 3, 3]);
     } finally {
       await engine.stop();
     }

@@ -46,8 +46,12 @@ export class SessionCache {
     host.on('stop', () => this.close());
   }
 
-  /** Resolves with `key` once its session is loaded; concurrent callers share one build. */
-  ensure(key: string, build: SessionBuilder): Promise<string> {
+  /**
+   * Resolves with `key` once its session is loaded; concurrent callers share one build. `memArena` overrides the
+   * cache's arena setting for this session (off for a session run once per job: an arena would only keep its
+   * peak activations alive).
+   */
+  ensure(key: string, build: SessionBuilder, opts: { memArena?: boolean } = {}): Promise<string> {
     const hit = this.entries.get(key);
     if (hit) {
       hit.lastUsed = performance.now();
@@ -55,7 +59,7 @@ export class SessionCache {
     }
     const file = join(this.folder(), `${randomUUID()}.onnx`);
     const entry: Entry = { file, lastUsed: performance.now(), loaded: false, ready: Promise.resolve(key) };
-    entry.ready = this.buildAndLoad(key, entry, build);
+    entry.ready = this.buildAndLoad(key, entry, build, opts.memArena ?? this.limits.memArena);
     this.entries.set(key, entry);
     entry.ready.then(() => this.evictOverCap(), () => {
       if (this.entries.get(key) === entry) this.entries.delete(key);
@@ -69,14 +73,14 @@ export class SessionCache {
     return [...this.entries].sort((a, b) => a[1].lastUsed - b[1].lastUsed).map(([k]) => k);
   }
 
-  private async buildAndLoad(key: string, entry: Entry, build: SessionBuilder): Promise<string> {
+  private async buildAndLoad(key: string, entry: Entry, build: SessionBuilder, memArena: boolean): Promise<string> {
     const built = await build(entry.file);
     let source: SessionSource = { path: entry.file };
     if (built && 'bytes' in built) writeFileSync(entry.file, built.bytes);
     else if (built) source = built;
     this.stats.builds++;
     const idle = this.limits.idleReleaseMs > 0 ? { afterMs: this.limits.idleReleaseMs, action: 'release' as const } : undefined;
-    await this.host.load(key, source, { memArena: this.limits.memArena, idle });
+    await this.host.load(key, source, { memArena, idle });
     entry.loaded = true;
     entry.lastUsed = performance.now();
     return key;

@@ -143,12 +143,12 @@ export type SessionMaker = () => Uint8Array | SessionSource;
  * (explanation graphs: milliseconds; bytes go to the cache's file, a path of the maker's own is loaded as is).
  * Callers ask again before each use (a job: before each step), which also marks the entry as in use.
  */
-export function ensureSession(engine: Engine, key: string, how: GraphSpec | SessionMaker): Promise<string> {
+export function ensureSession(engine: Engine, key: string, how: GraphSpec | SessionMaker, opts: { memArena?: boolean } = {}): Promise<string> {
   return engine.cache.ensure(key, async (file) => {
     if (typeof how !== 'function') return buildGraphFile(how, file);
     const made = how();
     return made instanceof Uint8Array ? { bytes: made } : made;
-  });
+  }, opts);
 }
 
 export interface GraphBuildRequest { spec: GraphSpec; file: string }

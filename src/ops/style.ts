@@ -179,7 +179,9 @@ export async function styleSessions(engine: Engine, modelPath: string, stamp: st
   const base = `style:${stamp}:${spec.recipe}:${spec.contentLayer}:${spec.styleLayers.join(',')}`;
   const [grad, targets] = await Promise.all([
     ensureSession(engine, `grad:${base}`, { modelPath, recipe: { kind: 'style-gradient', style: spec } }),
-    ensureSession(engine, `fwd:${base}`, { modelPath, recipe: { kind: 'style-targets', style: spec } }),
+    // The targets graph runs once per job stage: without an arena its activations (≈ 220 MB at 512 px on
+    // VGG19) go back as soon as the run ends instead of staying until the session is released.
+    ensureSession(engine, `fwd:${base}`, { modelPath, recipe: { kind: 'style-targets', style: spec } }, { memArena: false }),
   ]);
   return { grad, targets };
 }
