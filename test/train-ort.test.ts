@@ -182,13 +182,7 @@ describe('ORT trainer vs tfjs', () => {
     it(`${label}: three steps give tfjs' weights (≤ 1e-5) and losses`, async () => {
       const { trainer, vars, ours, theirs } = await compare(SMALL, opt, lr, 3, 5);
       try {
-        for (const [name, v] of trainer.values) {
-          const want = vars.get(name)!.dataSync();
-          let worst = 0;
-          for (let i = 0; i < v.length; i++) worst = Math.max(worst, Math.abs(v[i]! - want[i]!));
-          assert.ok(worst <= 1e-5, `${name}: max |Δ| ${worst}`);
-        }
-        ours.forEach((l, i) => assert.ok(Math.abs(l - theirs[i]!) <= 2e-5 * Math.max(1, Math.abs(theirs[i]!)), `loss of step ${i + 1}: ${l} vs tfjs ${theirs[i]}`));
+        assertMatchesTfjs({ trainer, vars, ours, theirs });
         assert.ok(ours[0]! !== ours[2]!, 'the loss changes as the weights are trained');
       } finally {
         await trainer.release();
@@ -203,18 +197,23 @@ describe('ORT trainer vs tfjs', () => {
     assert.equal(patchGathers.length, 2, 'conv2 and conv3 take the patch form; conv1 (one channel) keeps the Conv form');
     const { trainer, vars, ours, theirs } = await compare(spec, { name: 'rmsprop' }, 1e-3, 2, 4, true);
     try {
-      for (const [name, v] of trainer.values) {
-        const want = vars.get(name)!.dataSync();
-        let worst = 0;
-        for (let i = 0; i < v.length; i++) worst = Math.max(worst, Math.abs(v[i]! - want[i]!));
-        assert.ok(worst <= 1e-5, `${name}: max |Δ| ${worst}`);
-      }
-      ours.forEach((l, i) => assert.ok(Math.abs(l - theirs[i]!) <= 2e-5 * Math.max(1, Math.abs(theirs[i]!)), `loss of step ${i + 1}: ${l} vs tfjs ${theirs[i]}`));
+      assertMatchesTfjs({ trainer, vars, ours, theirs });
     } finally {
       await trainer.release();
     }
   });
 });
+
+/** Every trained weight within 1e-5 of tfjs' and every step's loss within 2e-5 (relative above 1). */
+function assertMatchesTfjs({ trainer, vars, ours, theirs }: Pick<Awaited<ReturnType<typeof compare>>, 'trainer' | 'vars' | 'ours' | 'theirs'>): void {
+  for (const [name, v] of trainer.values) {
+    const want = vars.get(name)!.dataSync();
+    let worst = 0;
+    for (let i = 0; i < v.length; i++) worst = Math.max(worst, Math.abs(v[i]! - want[i]!));
+    assert.ok(worst <= 1e-5, `${name}: max |Δ| ${worst}`);
+  }
+  ours.forEach((l, i) => assert.ok(Math.abs(l - theirs[i]!) <= 2e-5 * Math.max(1, Math.abs(theirs[i]!)), `loss of step ${i + 1}: ${l} vs tfjs ${theirs[i]}`));
+}
 
 const TINY: NetSpec = {
   input: [1, 8, 8],
