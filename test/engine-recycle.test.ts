@@ -48,6 +48,27 @@ const until = async (cond: () => boolean, what: string) => {
 };
 
 describe('idle recycles', () => {
+  it('a warm-up run does not make a session due for a recycle; a real run does', async () => {
+    const engine = new Engine({ workers: 1, threads: 1, taskTimeoutMs: 60_000, logger, recycleIdleMs: 40, idleSweepMs: 5 });
+    const events: EngineRecycleEvent[] = [];
+    engine.on('recycle', (e: EngineRecycleEvent) => events.push(e));
+    await engine.start();
+    try {
+      await engine.load('a', { path: stackA });
+      const x = Float32Array.from({ length: 8 * 5 * 6 }, (_, i) => Math.sin(i / 3));
+      const feed = () => ({ input: { dims: [1, 8, 5, 6], data: x.slice() } });
+      const warm = await engine.run('a', feed(), { warmUp: true });
+      await new Promise((r) => setTimeout(r, 400)); // ten idle periods
+      assert.equal(events.length, 0, 'no recycle after a warm-up run only');
+      const real = await engine.run('a', feed());
+      assert.deepEqual([...real.outputs.output!.data as Float32Array], [...warm.outputs.output!.data as Float32Array]);
+      await until(() => events.some((e) => e.phase === 'loaded'), 'the recycle after a real run');
+      assert.deepEqual(events.map((e) => e.phase), ['start', 'released', 'loaded']);
+    } finally {
+      await engine.stop();
+    }
+  });
+
   it('release the old session before loading the new one, one recycle at a time across sessions and workers; results unchanged', async () => {
     const engine = new Engine({ workers: 2, threads: 1, taskTimeoutMs: 60_000, logger, recycleIdleMs: 40, idleSweepMs: 5 });
     const events: EngineRecycleEvent[] = [];

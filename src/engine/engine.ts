@@ -133,7 +133,7 @@ export class Engine extends EventEmitter {
       return Promise.reject(tooManyRequests('engine-busy', `The inference queue is full (${this.limits.interactiveQueue} requests waiting; CONVSERVE_ENGINE_QUEUE). Retry in about ${s} s.`, s));
     }
     return new Promise<RunResult>((resolve, reject) => {
-      const task = new Task(key, feeds, opts.fetches, priority, signal, resolve, reject);
+      const task = new Task(key, feeds, opts.fetches, priority, signal, resolve, reject, opts.warmUp ?? false);
       if (signal) {
         const onAbort = () => {
           if (this.queue.remove(task)) {
@@ -350,7 +350,7 @@ export class Engine extends EventEmitter {
       if (feeds === null) throw new DOMException('Nothing left to run: every request of this batch was cancelled.', 'AbortError');
       const transfer = transferList(feeds);
       const reply = w.request({ type: 'run', key: task.key, feeds, fetches: task.fetches }, transfer);
-      w.ranSinceLoad.add(task.key);
+      if (!task.warmUp) w.ranSinceLoad.add(task.key);
       timer = setTimeout(() => {
         // Answer the caller now; the worker keeps running until ORT returns, then is terminated.
         timedOut = true;

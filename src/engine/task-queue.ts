@@ -16,6 +16,8 @@ export class Task extends Settlement<RunResult> {
     readonly signal: AbortSignal | undefined,
     onResult: (r: RunResult) => void,
     onError: (e: unknown) => void,
+    /** A warm-up run (see RunOptions.warmUp): not counted as use by the idle recycle. */
+    readonly warmUp = false,
   ) {
     super(onResult, onError);
   }

@@ -88,6 +88,11 @@ export interface RunOptions {
    * 503 `deadline-exceeded` (dropped if still queued; a started run completes and its result is discarded).
    */
   deadline?: number;
+  /**
+   * A load-time warm-up run (one example, to pay ORT's first-run planning before the first request): it does not
+   * count as use, so it does not make the session due for an idle recycle — its arena grew by one example only.
+   */
+  warmUp?: boolean;
 }
 
 export interface RunResult {

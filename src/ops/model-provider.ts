@@ -68,7 +68,7 @@ export class EngineModelProvider implements ModelProvider {
       const info = await this.engine.load(sessionKey, { path: entry.modelPath! });
       // Warm-up: ORT's first run allocates and plans; pay it now rather than in the first user's request.
       const { channels, height, width, name: inputName } = manifest.input;
-      const warm = await this.engine.run(sessionKey, { [inputName]: { dims: [1, channels, height, width], data: new Float32Array(channels * height * width) } }, { fetches: [manifest.output.name] });
+      const warm = await this.engine.run(sessionKey, { [inputName]: { dims: [1, channels, height, width], data: new Float32Array(channels * height * width) } }, { fetches: [manifest.output.name], warmUp: true });
       this.loadState.set(entry.name, { state: 'loaded', load_ms: Math.round(info.loadMs + warm.computeMs) });
       this.logger.info({ model: entry.name, load_ms: Math.round(info.loadMs), provider: info.provider }, 'model loaded');
       if (existing) void existing.model.then((old) => this.engine.unload(old.sessionKey)).catch(() => undefined);
